@@ -1,0 +1,22 @@
+//! Rekey's pure domain model.
+//!
+//! Architecture invariant: this crate does no I/O and needs no async runtime. It knows nothing of
+//! LDAP, HTTP or SQL; adapters implement the ports defined here (`Directory`, `LandingZone`) and the
+//! binary wires them. Time is always a parameter (`FileTime` / `SystemTime` passed in).
+
+pub mod account;
+pub mod error;
+pub mod landing;
+pub mod policy;
+pub mod secret;
+pub mod tier;
+
+pub use account::{Account, AccountState, Guid, Identifier, Sid};
+pub use error::UserFacing;
+pub use landing::{
+    BoxFuture, Diagnostic, Directory, DirectoryError, Landed, LandingError, LandingZone, Rejection,
+    ResetOptions, ZoneId,
+};
+pub use policy::{PasswordPolicy, PolicySource, Violation};
+pub use secret::Password;
+pub use tier::{ProtectedGroups, Tier};

@@ -1,0 +1,435 @@
+//! `ActiveDirectory`: the directory reader and the AD landing zone over the pool.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ldap3::{LdapError, Scope, SearchEntry};
+use rekey_core::{
+    Account, BoxFuture, Diagnostic, Directory, DirectoryError, Guid, Identifier, PasswordPolicy,
+    PolicySource, Sid,
+};
+use rekey_core::{Password, ProtectedGroups};
+
+use crate::entry::{self, first_bool, first_i64, first_str};
+use crate::escape::{eq, ldap_escape};
+use crate::pool::Pool;
+use crate::{AdConfig, SetupError};
+
+/// How long the domain-wide policy is cached (PSOs are read per request).
+const DOMAIN_POLICY_TTL: Duration = Duration::from_secs(60);
+
+/// The ActiveDirectory landing zone and directory reader.
+pub struct ActiveDirectory {
+    pub(crate) pool: Pool,
+    base_dn: String,
+    domain_sid: Sid,
+    pub(crate) history_on_reset: bool,
+    domain_policy: Mutex<Option<(Instant, PasswordPolicy)>>,
+}
+
+fn unavailable(server: Option<&str>, e: &LdapError) -> Diagnostic {
+    Diagnostic::new(server, e.to_string())
+}
+
+impl ActiveDirectory {
+    /// Validate the config, connect to every configured DC once (learning which one is the PDC
+    /// emulator) and read the domain's identity. Fails only if no DC answers.
+    pub async fn connect(config: &AdConfig) -> Result<Self, SetupError> {
+        let password = config.validate()?;
+        let pool = Pool::new(config, password)?;
+        let mut first_error = None;
+        for idx in 0..pool.servers.len() {
+            if let Err(e) = pool.lease(idx).await {
+                let url = &pool.servers[idx].url;
+                tracing::warn!(%url, error = %e, "DC not reachable at start; will retry on use");
+                first_error.get_or_insert_with(|| setup_error(url, &e));
+            }
+        }
+        if pool.servers.iter().all(|s| s.service_name().is_none()) {
+            return Err(first_error.unwrap_or(SetupError::Config {
+                key: "directory.urls",
+                why: "no DC answered".into(),
+            }));
+        }
+        let mut ad = Self {
+            pool,
+            base_dn: String::new(),
+            domain_sid: Sid::builtin(),
+            history_on_reset: config.history_on_reset,
+            domain_policy: Mutex::new(None),
+        };
+        ad.base_dn = match &config.base_dn {
+            Some(b) => b.clone(),
+            None => {
+                let root = ad
+                    .read_one("", "(objectClass=*)", &["defaultNamingContext"])
+                    .await;
+                root.ok()
+                    .flatten()
+                    .and_then(|e| first_str(&e, "defaultNamingContext").map(str::to_owned))
+                    .ok_or(SetupError::Config {
+                        key: "directory.base_dn",
+                        why: "the DC did not say its defaultNamingContext; set base_dn".into(),
+                    })?
+            }
+        };
+        let head = ad
+            .read_one(
+                &ad.base_dn,
+                "(objectClass=domain)",
+                &["objectSid", "fSMORoleOwner"],
+            )
+            .await
+            .map_err(|e| SetupError::Directory(e.to_string()))?
+            .ok_or_else(|| SetupError::Config {
+                key: "directory.base_dn",
+                why: format!("{} is not a domain head", ad.base_dn),
+            })?;
+        ad.domain_sid = entry::bin_values(&head, "objectSid")
+            .first()
+            .and_then(|b| Sid::from_bytes(b))
+            .ok_or_else(|| SetupError::Directory("the domain head has no objectSid".into()))?;
+        ad.pool
+            .set_pdc(first_str(&head, "fSMORoleOwner").map(str::to_owned));
+        match ad.pdc_url() {
+            Some(url) => tracing::info!(%url, "PDC emulator found; password writes go there first"),
+            None => tracing::warn!(
+                "the PDC emulator is not among directory.urls (or not reachable); writes use the configured order"
+            ),
+        }
+        Ok(ad)
+    }
+
+    #[must_use]
+    pub fn base_dn(&self) -> &str {
+        &self.base_dn
+    }
+
+    #[must_use]
+    pub fn domain_sid(&self) -> &Sid {
+        &self.domain_sid
+    }
+
+    /// The protected groups of this domain plus the operator's extra ones.
+    #[must_use]
+    pub fn protected_groups(
+        &self,
+        extra: impl IntoIterator<Item = (Sid, String)>,
+    ) -> ProtectedGroups {
+        ProtectedGroups::new(&self.domain_sid, extra)
+    }
+
+    /// The configured URL of the PDC emulator, when it is one of the configured DCs.
+    #[must_use]
+    pub fn pdc_url(&self) -> Option<&str> {
+        self.pool
+            .pdc_index()
+            .map(|i| self.pool.servers[i].url.as_str())
+    }
+
+    /// TLS connections opened since start (each paid one handshake and one bind).
+    #[must_use]
+    pub fn connections_opened(&self) -> u64 {
+        self.pool.connections_opened()
+    }
+
+    /// A search with failover: each DC in order until one answers.
+    pub(crate) async fn read(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        let mut last = None;
+        for idx in self.pool.order() {
+            let url = self.pool.servers[idx].url.as_str();
+            let mut lease = match self.pool.lease(idx).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(%url, error = %e, "DC unreachable; trying the next");
+                    last = Some(unavailable(Some(url), &e));
+                    continue;
+                }
+            };
+            let result = lease
+                .ldap
+                .with_timeout(self.pool.op_timeout)
+                .search(base, scope, filter, attrs.to_vec())
+                .await;
+            match result {
+                Ok(ldap3::SearchResult(found, res)) => match res.rc {
+                    0 => return Ok(entry::entries(found)),
+                    32 => return Ok(Vec::new()),
+                    51 | 52 => last = Some(Diagnostic::new(Some(url), res.to_string())),
+                    _ => {
+                        return Err(DirectoryError::Protocol(Diagnostic::new(
+                            Some(url),
+                            res.to_string(),
+                        )));
+                    }
+                },
+                Err(e) => {
+                    self.pool.discard(&lease).await;
+                    tracing::warn!(%url, error = %e, "read failed; trying the next DC");
+                    last = Some(unavailable(Some(url), &e));
+                }
+            }
+        }
+        Err(DirectoryError::Unavailable(last.unwrap_or_else(|| {
+            Diagnostic::new(None, "no DC configured")
+        })))
+    }
+
+    async fn read_one(
+        &self,
+        dn: &str,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Option<SearchEntry>, DirectoryError> {
+        Ok(self
+            .read(dn, Scope::Base, filter, attrs)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Read an account by DN: identity, live state and transitive groups, in one round trip.
+    pub async fn account_by_dn(&self, dn: &str) -> Result<Option<Account>, DirectoryError> {
+        let found = self
+            .read_one(dn, "(objectClass=user)", entry::ACCOUNT_ATTRS)
+            .await?;
+        Ok(found.as_ref().and_then(entry::account))
+    }
+
+    /// Re-read an account by its objectGUID (survives renames and moves).
+    pub async fn account_by_guid(&self, guid: &Guid) -> Result<Option<Account>, DirectoryError> {
+        self.account_by_dn(&format!("<GUID={guid}>")).await
+    }
+
+    /// Whether `user_dn` is a member of `group_dn` at any nesting depth, in one query
+    /// (LDAP_MATCHING_RULE_IN_CHAIN, 1.2.840.113556.1.4.1941).
+    pub async fn is_transitive_member(
+        &self,
+        user_dn: &str,
+        group_dn: &str,
+    ) -> Result<bool, DirectoryError> {
+        let filter = format!(
+            "(memberOf:1.2.840.113556.1.4.1941:={})",
+            ldap_escape(group_dn)
+        );
+        Ok(self.read_one(user_dn, &filter, &["1.1"]).await?.is_some())
+    }
+
+    /// The objectSid of a group, to match it against accounts' `tokenGroups`.
+    pub async fn group_sid(&self, group_dn: &str) -> Result<Option<Sid>, DirectoryError> {
+        let found = self
+            .read_one(group_dn, "(objectClass=group)", &["objectSid"])
+            .await?;
+        Ok(found.and_then(|e| Sid::from_bytes(entry::bin_values(&e, "objectSid").first()?)))
+    }
+
+    /// Check a user's password with a simple bind on a fresh connection. A blank password is
+    /// refused without contacting the DC: it would be an anonymous bind that "succeeds".
+    pub async fn authenticate(
+        &self,
+        dn: &str,
+        password: &Password,
+    ) -> Result<bool, DirectoryError> {
+        if password.is_blank() {
+            return Ok(false);
+        }
+        let mut last = None;
+        for idx in self.pool.order() {
+            let url = self.pool.servers[idx].url.as_str();
+            let mut ldap = match self.pool.connect_unpooled(idx).await {
+                Ok(l) => l,
+                Err(e) => {
+                    last = Some(unavailable(Some(url), &e));
+                    continue;
+                }
+            };
+            let res = ldap
+                .with_timeout(self.pool.op_timeout)
+                .simple_bind(dn, password.expose())
+                .await;
+            let _ = ldap.unbind().await;
+            match res {
+                Ok(r) if r.rc == 0 => return Ok(true),
+                Ok(r) if r.rc == 49 => return Ok(false),
+                Ok(r) => {
+                    return Err(DirectoryError::Protocol(Diagnostic::new(
+                        Some(url),
+                        r.to_string(),
+                    )));
+                }
+                Err(e) => last = Some(unavailable(Some(url), &e)),
+            }
+        }
+        Err(DirectoryError::Unavailable(last.unwrap_or_else(|| {
+            Diagnostic::new(None, "no DC configured")
+        })))
+    }
+
+    async fn find_account(&self, id: &Identifier) -> Result<Option<Account>, DirectoryError> {
+        let who = match id {
+            Identifier::SamAccountName(s) => eq("sAMAccountName", s),
+            Identifier::Principal(p) => {
+                format!("(|{}{})", eq("userPrincipalName", p), eq("mail", p))
+            }
+        };
+        let filter = format!("(&(objectCategory=person)(objectClass=user){who})");
+        let found = self
+            .read(&self.base_dn, Scope::Subtree, &filter, &["1.1"])
+            .await?;
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => self.account_by_dn(&one.dn).await,
+            _ => Err(DirectoryError::Ambiguous),
+        }
+    }
+
+    async fn policy_of(&self, account: &Account) -> Result<PasswordPolicy, DirectoryError> {
+        let user = self
+            .read_one(&account.dn, "(objectClass=user)", &["msDS-ResultantPSO"])
+            .await?;
+        let pso_dn = user
+            .as_ref()
+            .and_then(|e| first_str(e, "msDS-ResultantPSO"));
+        if let Some(dn) = pso_dn {
+            let pso = self
+                .read_one(dn, "(objectClass=msDS-PasswordSettings)", PSO_ATTRS)
+                .await?;
+            // A PSO the service account cannot read must not silently become "domain policy".
+            return pso.as_ref().and_then(pso_policy).ok_or_else(|| {
+                DirectoryError::Protocol(Diagnostic::new(
+                    None,
+                    format!("PSO {dn} applies but is not readable by the service account"),
+                ))
+            });
+        }
+        self.domain_policy().await
+    }
+
+    /// The domain-wide policy (domain head), cached for a minute.
+    pub async fn domain_policy(&self) -> Result<PasswordPolicy, DirectoryError> {
+        let cached = self
+            .domain_policy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some((at, p)) = cached {
+            if at.elapsed() < DOMAIN_POLICY_TTL {
+                return Ok(p);
+            }
+        }
+        let head = self
+            .read_one(&self.base_dn, "(objectClass=domain)", DOMAIN_ATTRS)
+            .await?;
+        let policy = head.as_ref().and_then(domain_policy).ok_or_else(|| {
+            DirectoryError::Protocol(Diagnostic::new(
+                None,
+                "domain head lacks password policy attributes",
+            ))
+        })?;
+        *self
+            .domain_policy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), policy.clone()));
+        Ok(policy)
+    }
+}
+
+fn setup_error(url: &str, e: &LdapError) -> SetupError {
+    match e {
+        LdapError::LdapResult { result } if result.rc == 49 => SetupError::Bind(format!(
+            "{url}: the service account's bind was refused (check directory.bind_dn and its password)"
+        )),
+        _ => SetupError::Directory(format!("{url}: {e}")),
+    }
+}
+
+const PSO_ATTRS: &[&str] = &[
+    "cn",
+    "msDS-MinimumPasswordLength",
+    "msDS-PasswordComplexityEnabled",
+    "msDS-PasswordHistoryLength",
+    "msDS-MinimumPasswordAge",
+    "msDS-MaximumPasswordAge",
+    "msDS-LockoutThreshold",
+    "msDS-LockoutDuration",
+    "msDS-LockoutObservationWindow",
+];
+
+const DOMAIN_ATTRS: &[&str] = &[
+    "minPwdLength",
+    "pwdProperties",
+    "pwdHistoryLength",
+    "minPwdAge",
+    "maxPwdAge",
+    "lockoutThreshold",
+    "lockoutDuration",
+    "lockOutObservationWindow",
+];
+
+/// 0 and `i64::MIN` both mean "never" for a maximum age.
+fn max_age(raw: Option<i64>) -> Option<Duration> {
+    raw.filter(|&v| v != 0).and_then(PasswordPolicy::interval)
+}
+
+fn interval(raw: Option<i64>) -> Duration {
+    raw.and_then(PasswordPolicy::interval).unwrap_or_default()
+}
+
+fn count(e: &SearchEntry, attr: &str) -> u32 {
+    first_i64(e, attr)
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(0)
+}
+
+fn pso_policy(e: &SearchEntry) -> Option<PasswordPolicy> {
+    Some(PasswordPolicy {
+        source: PolicySource::Pso {
+            name: first_str(e, "cn")?.to_owned(),
+            dn: e.dn.clone(),
+        },
+        min_length: u32::try_from(first_i64(e, "msDS-MinimumPasswordLength")?).ok()?,
+        complexity: first_bool(e, "msDS-PasswordComplexityEnabled")?,
+        history_length: count(e, "msDS-PasswordHistoryLength"),
+        min_age: interval(first_i64(e, "msDS-MinimumPasswordAge")),
+        max_age: max_age(first_i64(e, "msDS-MaximumPasswordAge")),
+        lockout_threshold: count(e, "msDS-LockoutThreshold"),
+        lockout_duration: interval(first_i64(e, "msDS-LockoutDuration")),
+        lockout_window: interval(first_i64(e, "msDS-LockoutObservationWindow")),
+    })
+}
+
+fn domain_policy(e: &SearchEntry) -> Option<PasswordPolicy> {
+    Some(PasswordPolicy {
+        source: PolicySource::Domain,
+        min_length: u32::try_from(first_i64(e, "minPwdLength")?).ok()?,
+        complexity: first_i64(e, "pwdProperties")? & 1 != 0,
+        history_length: count(e, "pwdHistoryLength"),
+        min_age: interval(first_i64(e, "minPwdAge")),
+        max_age: max_age(first_i64(e, "maxPwdAge")),
+        lockout_threshold: count(e, "lockoutThreshold"),
+        lockout_duration: interval(first_i64(e, "lockoutDuration")),
+        lockout_window: interval(first_i64(e, "lockOutObservationWindow")),
+    })
+}
+
+impl Directory for ActiveDirectory {
+    fn find<'a>(
+        &'a self,
+        id: &'a Identifier,
+    ) -> BoxFuture<'a, Result<Option<Account>, DirectoryError>> {
+        Box::pin(self.find_account(id))
+    }
+
+    fn effective_policy<'a>(
+        &'a self,
+        account: &'a Account,
+    ) -> BoxFuture<'a, Result<PasswordPolicy, DirectoryError>> {
+        Box::pin(self.policy_of(account))
+    }
+}

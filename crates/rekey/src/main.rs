@@ -1,0 +1,119 @@
+//! `rekey`: the binary that wires Rekey's adapters together.
+
+mod admin;
+mod config;
+mod secrets;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rekey",
+    version,
+    about = "Self-service password reset for Active Directory"
+)]
+struct Cli {
+    /// Config file (TOML). Every key can be overridden with REKEY_SECTION__KEY variables.
+    #[arg(
+        long,
+        short,
+        env = "REKEY_CONFIG",
+        default_value = "rekey.toml",
+        global = true
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Helpdesk and operator commands.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Change a password knowing the current one (prompts for both, no echo).
+    Change {
+        /// sAMAccountName, DOMAIN\name, UPN or mail.
+        user: String,
+    },
+    /// Check the configuration and the connection to every DC.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Show an account: state, tier and the groups that make it, effective password policy.
+    User { user: String },
+    /// Set a new password (prompted without echo, or read from stdin; never from arguments).
+    Reset {
+        user: String,
+        /// Also clear a lockout.
+        #[arg(long)]
+        unlock: bool,
+        /// Require a change at next logon.
+        #[arg(long)]
+        must_change: bool,
+    },
+    /// Clear an account's lockout without changing its password.
+    Unlock { user: String },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Parse the config, connect to the DCs and report.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REKEY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rekey: cannot start the async runtime: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let config = match config::Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rekey: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Admin(AdminCommand::User { user }) => admin::show_user(&config, &user).await,
+        Command::Admin(AdminCommand::Reset {
+            user,
+            unlock,
+            must_change,
+        }) => admin::reset(&config, &user, unlock, must_change).await,
+        Command::Admin(AdminCommand::Unlock { user }) => admin::unlock(&config, &user).await,
+        Command::Change { user } => admin::change(&config, &user).await,
+        Command::Config(ConfigCommand::Check) => admin::check(&config).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rekey: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

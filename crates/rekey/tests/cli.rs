@@ -1,0 +1,188 @@
+//! The `rekey` binary against the dev domain (`dev/domain up`): what an operator types.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn dev() -> HashMap<String, String> {
+    let dir = std::env::var("REKEY_DEV_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.dev"));
+    std::fs::read_to_string(dir.join("env"))
+        .expect(".dev/env: run dev/domain up")
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        .collect()
+}
+
+/// A config file for the dev domain, in a per-test temp dir.
+fn config(name: &str, extra: &str) -> PathBuf {
+    let e = dev();
+    let urls: Vec<String> = e["REKEY_DEV_LDAP_URLS"]
+        .split_whitespace()
+        .map(|u| format!("{u:?}"))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("rekey-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rekey.toml");
+    let toml = format!(
+        "version = 1\n[directory]\nurls = [{}]\nca_file = {:?}\nbind_dn = {:?}\nbind_password_file = {:?}\n{extra}",
+        urls.join(", "),
+        e["REKEY_DEV_CA_FILE"],
+        e["REKEY_DEV_SVC_DN"],
+        e["REKEY_DEV_SVC_PASSWORD_FILE"],
+    );
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+fn rekey(config: &PathBuf, args: &[&str], stdin: &str) -> Output {
+    rekey_logging(config, args, stdin, "warn")
+}
+
+fn rekey_logging(config: &PathBuf, args: &[&str], stdin: &str, log: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rekey"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("REKEY_LOG", log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn admin_user_shows_state_tier_and_policy() {
+    let c = config("user", "");
+    let o = rekey(&c, &["admin", "user", "alice.adams"], "");
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("tier          normal"), "{t}");
+    assert!(
+        t.contains("domain policy: min length 7, complexity on, history 24"),
+        "{t}"
+    );
+    let t = text(&rekey(&c, &["admin", "user", "frank.finance"], ""));
+    assert!(
+        t.contains("fine-grained policy PSO-Strict: min length 12"),
+        "{t}"
+    );
+    let t = text(&rekey(&c, &["admin", "user", "ivan.admin"], ""));
+    assert!(t.contains("PRIVILEGED via Domain Admins"), "{t}");
+    let t = text(&rekey(&c, &["admin", "user", "lou.locked"], ""));
+    assert!(t.contains("LOCKED OUT"), "{t}");
+    let o = rekey(&c, &["admin", "user", "nobody.here"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("RK-DIR-002"), "{}", text(&o));
+}
+
+#[test]
+fn reset_and_change_read_passwords_from_stdin_only() {
+    let c = config("reset", "");
+    let user = "trent.turner";
+    let first = format!("Cli-Reset-{}-Aa1", std::process::id());
+    // --unlock also zeroes badPwdCount left by earlier runs' wrong-password checks below.
+    let o = rekey(
+        &c,
+        &["admin", "reset", "--unlock", user],
+        &format!("{first}\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains(&first), "the password is never echoed");
+    // Changing from `first` succeeds only if the reset landed (the DC checks the old password).
+    let second = format!("Cli-Change-{}-Bb2", std::process::id());
+    let o = rekey(&c, &["change", user], &format!("{first}\n{second}\n"));
+    assert!(o.status.success(), "{}", text(&o));
+    // A wrong current password: refused with a stable code and a plain message.
+    let o = rekey(
+        &c,
+        &["change", user],
+        "Not-The-Current-1\nWhatever-New-1x\n",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("RK-PWD-006: The current password you entered is not correct."),
+        "{t}"
+    );
+    assert!(
+        !t.contains("00000056"),
+        "the DC's raw text is not shown by default: {t}"
+    );
+    // The operator's log (REKEY_LOG=info) has the DC's own words.
+    let o = rekey_logging(
+        &c,
+        &["change", user],
+        "Not-The-Current-1\nWhatever-New-1x\n",
+        "info",
+    );
+    assert!(text(&o).contains("00000056"), "{}", text(&o));
+    // Too short for the domain policy.
+    let o = rekey(&c, &["admin", "reset", user], "Ab1!\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("RK-PWD-001"), "{}", text(&o));
+    // Back to the demo password so the demo keeps working.
+    let demo = dev()["REKEY_DEV_DEMO_PASSWORD"].clone();
+    let o = rekey(
+        &c,
+        &["admin", "reset", "--unlock", user],
+        &format!("{demo}\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn privileged_accounts_are_refused() {
+    let c = config("priv", "");
+    let o = rekey(&c, &["admin", "reset", "ivan.admin"], "Never-Landed-1x\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("RK-TIER-001"), "{}", text(&o));
+    // A configured extra protected group makes its members privileged too.
+    let pilot = &dev()["REKEY_DEV_PILOT_GROUP_DN"];
+    let c = config(
+        "priv2",
+        &format!("[tier]\nprotected_groups = [{pilot:?}]\n"),
+    );
+    let o = rekey(&c, &["admin", "unlock", "alice.adams"], "");
+    assert!(text(&o).contains("RK-TIER-001"), "{}", text(&o));
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let c = config("cfg", "pool_sise = 3\n");
+    let o = rekey(&c, &["config", "check"], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("pool_sise"), "{}", text(&o));
+    let missing = PathBuf::from("/nonexistent/rekey.toml");
+    let o = rekey(&missing, &["config", "check"], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("RK-CFG-003"), "{}", text(&o));
+    let o = rekey(&config("ok", ""), &["config", "check"], "");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("PDC emulator  ldaps://localhost:636"),
+        "{}",
+        text(&o)
+    );
+}
