@@ -5,10 +5,12 @@
 //! binary wires them. Time is always a parameter (`FileTime` / `SystemTime` passed in).
 
 pub mod account;
+pub mod audit;
 pub mod error;
 pub mod landing;
 pub mod policy;
 pub mod secret;
+pub mod store;
 pub mod tier;
 
 pub use account::{Account, AccountState, Guid, Identifier, Sid};

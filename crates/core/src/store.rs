@@ -1,0 +1,198 @@
+//! The storage port: flows, enrollments, challenges, rate-limit counters, the audit chain.
+//!
+//! API boundary: `rekey-store` implements `Store` on SQLite and PostgreSQL with identical
+//! behaviour; replicas share one database, so every counter and every consumption is atomic in
+//! the database, never in process memory. Times are Unix seconds supplied by the caller.
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::Guid;
+use crate::audit::{AuditEvent, AuditRecord};
+use crate::landing::BoxFuture;
+
+/// Seconds since the Unix epoch (the engine's clock, passed in).
+pub type UnixTime = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowKind {
+    Reset,
+    Unlock,
+    Change,
+    Enroll,
+}
+
+impl FlowKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reset => "reset",
+            Self::Unlock => "unlock",
+            Self::Change => "change",
+            Self::Enroll => "enroll",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Reset, Self::Unlock, Self::Change, Self::Enroll]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A server-side flow. The browser holds only `id` (in a cookie); everything else lives here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// Opaque, 256-bit random, URL-safe.
+    pub id: String,
+    pub kind: FlowKind,
+    /// `None` for a decoy flow (unknown or ineligible account: same pages, nothing behind them).
+    pub user: Option<Guid>,
+    /// The engine's state, serialized (JSON). The store does not interpret it.
+    pub state: String,
+    /// Incremented by every update; an update succeeds only from the version it read.
+    pub version: i64,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// A verification method a user enrolled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MethodKind {
+    Email,
+}
+
+impl MethodKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        (s == "email").then_some(Self::Email)
+    }
+}
+
+/// An enrolled method, keyed by the account's objectGUID (names change; GUIDs do not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    pub user: Guid,
+    pub method: MethodKind,
+    /// The verified address (email) — a secret-ish contact detail, shown only masked.
+    pub value: String,
+    pub verified_at: UnixTime,
+}
+
+/// An outstanding one-time code. Only its hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub id: String,
+    pub flow_id: String,
+    pub user: Guid,
+    /// What the code is for (e.g. `reset:email`, `enroll:email`): a code is valid for one purpose.
+    pub purpose: String,
+    /// HMAC-SHA-256 of the code bound to flow, user and purpose.
+    pub code_hash: Vec<u8>,
+    pub expires_at: UnixTime,
+    pub failed_attempts: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("RK-STORE-001: database unavailable: {0}")]
+    Unavailable(String),
+    #[error("RK-STORE-002: database error: {0}")]
+    Database(String),
+    #[error("RK-STORE-003: stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Persistence for the reset authority. Every method is atomic on its own.
+pub trait Store: Send + Sync {
+    /// Insert a new flow (`version` as given, normally 0).
+    fn insert_flow<'a>(&'a self, flow: &'a FlowRecord) -> BoxFuture<'a, StoreResult<()>>;
+    /// The flow, unless missing or expired at `now`.
+    fn flow<'a>(
+        &'a self,
+        id: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<Option<FlowRecord>>>;
+    /// Store `flow.state`/`expires_at` with `version = flow.version + 1` iff the stored version is
+    /// still `flow.version`. `false`: someone else moved the flow first (nothing written).
+    fn update_flow<'a>(&'a self, flow: &'a FlowRecord) -> BoxFuture<'a, StoreResult<bool>>;
+    /// Delete a flow. `true` for exactly one of any number of concurrent callers.
+    fn delete_flow<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
+    /// Delete every flow of a user (after a reset, invariant 8). Returns how many.
+    fn delete_user_flows<'a>(&'a self, user: &'a Guid) -> BoxFuture<'a, StoreResult<u64>>;
+
+    fn enrollments<'a>(&'a self, user: &'a Guid) -> BoxFuture<'a, StoreResult<Vec<Enrollment>>>;
+    /// Insert or replace the user's enrollment of that method.
+    fn upsert_enrollment<'a>(
+        &'a self,
+        enrollment: &'a Enrollment,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+    fn delete_enrollment<'a>(
+        &'a self,
+        user: &'a Guid,
+        method: MethodKind,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Store a challenge, replacing any earlier one of the same flow and purpose (a new code
+    /// invalidates the old one, invariant 2).
+    fn put_challenge<'a>(&'a self, challenge: &'a Challenge) -> BoxFuture<'a, StoreResult<()>>;
+    /// The live challenge of a flow for a purpose, unless expired at `now`.
+    fn challenge<'a>(
+        &'a self,
+        flow_id: &'a str,
+        purpose: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<Option<Challenge>>>;
+    /// Add one failed attempt atomically; returns the new count.
+    fn fail_challenge<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<u32>>;
+    /// Delete the challenge. `true` for exactly one of any number of concurrent callers
+    /// (invariant 7).
+    fn consume_challenge<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Record one event under `key` at `now`; return how many events of `key` fall in
+    /// `(now - window, now]`, this one included. Atomic across replicas.
+    fn hit<'a>(
+        &'a self,
+        key: &'a str,
+        now: UnixTime,
+        window: i64,
+    ) -> BoxFuture<'a, StoreResult<u32>>;
+    /// Count events of `key` in `(now - window, now]` without recording one.
+    fn hits<'a>(
+        &'a self,
+        key: &'a str,
+        now: UnixTime,
+        window: i64,
+    ) -> BoxFuture<'a, StoreResult<u32>>;
+    /// Lock `key` until `until` (keeps the later of an existing lock and this one).
+    fn lock<'a>(&'a self, key: &'a str, until: UnixTime) -> BoxFuture<'a, StoreResult<()>>;
+    /// When the lock on `key` ends, if it is locked at `now`.
+    fn locked_until<'a>(
+        &'a self,
+        key: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<Option<UnixTime>>>;
+
+    /// Append an event to the audit chain: the store assigns the next `seq` and the hash
+    /// (`audit::chain_hash` over the previous record's hash) in one transaction, so concurrent
+    /// appends from several replicas still form one unbroken chain.
+    fn append_audit<'a>(&'a self, event: &'a AuditEvent)
+    -> BoxFuture<'a, StoreResult<AuditRecord>>;
+    /// Records with `seq > after`, in order, at most `limit`.
+    fn audit_after<'a>(
+        &'a self,
+        after: i64,
+        limit: u32,
+    ) -> BoxFuture<'a, StoreResult<Vec<AuditRecord>>>;
+}
