@@ -8,6 +8,7 @@ pub mod account;
 pub mod audit;
 pub mod error;
 pub mod landing;
+pub mod notify;
 pub mod policy;
 pub mod secret;
 pub mod store;
