@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::account::{Account, Identifier};
+use crate::account::{Account, Guid, Identifier};
 use crate::error::UserFacing;
 use crate::policy::PasswordPolicy;
 use crate::secret::Password;
@@ -244,6 +244,20 @@ pub trait Directory: Send + Sync {
         &'a self,
         id: &'a Identifier,
     ) -> BoxFuture<'a, Result<Option<Account>, DirectoryError>>;
+
+    /// Re-read an account by objectGUID (live state and groups; survives renames).
+    fn by_guid<'a>(
+        &'a self,
+        guid: &'a Guid,
+    ) -> BoxFuture<'a, Result<Option<Account>, DirectoryError>>;
+
+    /// Check a password with a bind. Blank passwords are refused without contacting the DC.
+    /// A wrong password counts in the account's `badPwdCount` like any failed logon.
+    fn authenticate<'a>(
+        &'a self,
+        account: &'a Account,
+        password: &'a Password,
+    ) -> BoxFuture<'a, Result<bool, DirectoryError>>;
 
     /// The account's effective password policy: the winning PSO, else the domain policy.
     fn effective_policy<'a>(

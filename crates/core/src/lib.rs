@@ -6,10 +6,14 @@
 
 pub mod account;
 pub mod audit;
+pub mod clock;
+pub mod engine;
 pub mod error;
 pub mod landing;
 pub mod notify;
+pub mod otp;
 pub mod policy;
+pub mod scope;
 pub mod secret;
 pub mod store;
 pub mod tier;

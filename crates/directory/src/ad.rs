@@ -426,6 +426,21 @@ impl Directory for ActiveDirectory {
         Box::pin(self.find_account(id))
     }
 
+    fn by_guid<'a>(
+        &'a self,
+        guid: &'a Guid,
+    ) -> BoxFuture<'a, Result<Option<Account>, DirectoryError>> {
+        Box::pin(self.account_by_guid(guid))
+    }
+
+    fn authenticate<'a>(
+        &'a self,
+        account: &'a Account,
+        password: &'a Password,
+    ) -> BoxFuture<'a, Result<bool, DirectoryError>> {
+        Box::pin(ActiveDirectory::authenticate(self, &account.dn, password))
+    }
+
     fn effective_policy<'a>(
         &'a self,
         account: &'a Account,

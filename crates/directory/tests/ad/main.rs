@@ -127,6 +127,8 @@ async fn find_by_every_name_form_with_escaping() {
     ] {
         let a = account(&ad, &name).await;
         assert_eq!(a.dn, u.dn, "{name}");
+        // The stable key: re-reading by objectGUID finds the same account.
+        assert_eq!(ad.account_by_guid(&a.guid).await.unwrap().unwrap().dn, u.dn);
     }
     // Filter metacharacters are literal: a wildcard finds nobody, an injection matches nothing.
     for hostile in [

@@ -1,0 +1,383 @@
+//! The flow engine: reset and unlock (identify → gate → act → done), change, and enrollment, as
+//! server-side state machines over the ports. Handlers call one engine method per request.
+//!
+//! Architecture invariant: the engine decides; adapters only carry out. It never sees HTTP,
+//! SQL or LDAP, and holds the new password only for the duration of the landing.
+
+mod change;
+mod enroll;
+mod gate;
+mod reset;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use crate::account::Account;
+use crate::audit::{Actor, AuditEvent, Operation, ZoneResult};
+use crate::clock::{Clock, Random, unix, unix_ms};
+use crate::error::UserFacing;
+use crate::landing::{Directory, DirectoryError, LandingError, LandingZone, Rejection, ZoneId};
+use crate::notify::{Email, Mailer};
+use crate::policy::{PasswordPolicy, Violation};
+use crate::scope::ScopeRules;
+use crate::store::{Store, StoreError};
+use crate::tier::ProtectedGroups;
+
+pub use change::ChangeOutcome;
+pub use enroll::EnrollStep;
+pub use reset::{ResetOutcome, ZoneReport};
+pub use state::FlowId;
+
+/// Tunables, with the defaults the design requires.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a flow lives without finishing (seconds).
+    pub flow_ttl: i64,
+    /// How long a one-time code is valid (≤ 600, invariant 2).
+    pub code_ttl: i64,
+    /// Wrong answers per code before it is void (≤ 5, invariant 3).
+    pub max_code_attempts: u32,
+    /// Failed verifications per user per hour before self-service is locked (≤ 5, invariant 3).
+    pub max_failures_per_hour: u32,
+    /// How long self-service stays locked for a user after too many failures (24 h).
+    pub lock_secs: i64,
+    /// A new method cannot be used for reset until this much time has passed (24 h).
+    pub enroll_cooldown: i64,
+    /// How recent an enrollment sign-in must be to add a method (5 min).
+    pub enroll_signin_ttl: i64,
+    /// Rekey's own budget of wrong current passwords per account per lockout window, always
+    /// kept below the effective lockout threshold (invariant 35).
+    pub change_failure_budget: u32,
+    /// Change / sign-in attempts per client IP per hour.
+    pub per_ip_attempts_per_hour: u32,
+    /// Emails per user per hour (codes and notices together).
+    pub emails_per_user_per_hour: u32,
+    /// Public base URL for links in mail (never the request's Host header, invariant 16).
+    pub public_base_url: String,
+    pub organisation: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            flow_ttl: 900,
+            code_ttl: 600,
+            max_code_attempts: 5,
+            max_failures_per_hour: 5,
+            lock_secs: 86_400,
+            enroll_cooldown: 86_400,
+            enroll_signin_ttl: 300,
+            change_failure_budget: 3,
+            per_ip_attempts_per_hour: 30,
+            emails_per_user_per_hour: 10,
+            public_base_url: "https://localhost".into(),
+            organisation: "Rekey".into(),
+        }
+    }
+}
+
+/// Who is asking, as the web layer saw it.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// Client IP after the trusted-proxy rules (invariant 17).
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The id shown to the user and written to the audit record.
+    pub support_id: String,
+}
+
+/// Failures a person sees: a stable code and a plain message. Causes go to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("RK-FLOW-001: flow missing or expired")]
+    FlowExpired,
+    #[error("RK-FLOW-002: this step is not available now")]
+    WrongStep,
+    #[error("RK-VERIFY-001: wrong code")]
+    WrongCode,
+    #[error("RK-VERIFY-002: too many attempts")]
+    TooManyAttempts,
+    #[error("RK-CHANGE-001: could not change the password")]
+    ChangeRefused,
+    #[error("RK-RATE-001: too many attempts from here")]
+    RateLimited,
+    #[error("RK-ENROLL-001: sign-in failed")]
+    SignInFailed,
+    #[error("RK-ENROLL-002: invalid email address")]
+    BadAddress,
+    #[error("RK-PWD-010: the new password does not meet the policy")]
+    Policy {
+        violations: Vec<Violation>,
+        policy: Box<PasswordPolicy>,
+    },
+    #[error("{0}")]
+    Landing(LandingError),
+    #[error("{0}")]
+    Directory(#[from] DirectoryError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("RK-MAIL-001: mail could not be sent")]
+    Mail,
+}
+
+impl UserFacing for EngineError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::FlowExpired => "RK-FLOW-001",
+            Self::WrongStep => "RK-FLOW-002",
+            Self::WrongCode => "RK-VERIFY-001",
+            Self::TooManyAttempts => "RK-VERIFY-002",
+            Self::ChangeRefused => "RK-CHANGE-001",
+            Self::RateLimited => "RK-RATE-001",
+            Self::SignInFailed => "RK-ENROLL-001",
+            Self::BadAddress => "RK-ENROLL-002",
+            Self::Policy { .. } => "RK-PWD-010",
+            Self::Landing(e) => e.code(),
+            Self::Directory(e) => e.code(),
+            Self::Store(_) => "RK-STORE-001",
+            Self::Mail => "RK-MAIL-001",
+        }
+    }
+
+    fn message(&self) -> &'static str {
+        match self {
+            Self::FlowExpired => "This session has expired. Please start again.",
+            Self::WrongStep => "This step is not available. Please start again.",
+            Self::WrongCode => "That code is not correct or has expired.",
+            Self::TooManyAttempts => {
+                "Too many attempts. Self-service is paused for this account; try again later or \
+                 contact the helpdesk."
+            }
+            Self::ChangeRefused => {
+                "The password could not be changed. Check the user name and the current password."
+            }
+            Self::RateLimited => "Too many attempts. Please wait before trying again.",
+            Self::SignInFailed => "Sign-in failed. Check the user name and password.",
+            Self::BadAddress => "That does not look like an email address.",
+            Self::Policy { .. } => {
+                "The new password does not meet your organisation's password policy."
+            }
+            Self::Landing(e) => e.message(),
+            Self::Directory(e) => e.message(),
+            Self::Store(_) => {
+                "The service is temporarily unavailable. Nothing was changed; try again soon."
+            }
+            Self::Mail => {
+                "We could not send the email right now. Nothing was changed; try again soon."
+            }
+        }
+    }
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;
+
+/// The reset authority's engine. Cheap to share (`Arc` inside).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    directory: Arc<dyn Directory>,
+    zones: Vec<Arc<dyn LandingZone>>,
+    store: Arc<dyn Store>,
+    mailer: Arc<dyn Mailer>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+    scope: ScopeRules,
+    protected: ProtectedGroups,
+    config: EngineConfig,
+    /// HMAC key for one-time code hashes (shared by replicas).
+    otp_key: [u8; 32],
+}
+
+/// Everything the engine is built from.
+pub struct Parts {
+    pub directory: Arc<dyn Directory>,
+    /// In landing order: ActiveDirectory first (invariant 26).
+    pub zones: Vec<Arc<dyn LandingZone>>,
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+    pub scope: ScopeRules,
+    pub protected: ProtectedGroups,
+    pub config: EngineConfig,
+    pub otp_key: [u8; 32],
+}
+
+impl Engine {
+    #[must_use]
+    pub fn new(parts: Parts) -> Self {
+        let Parts {
+            directory,
+            zones,
+            store,
+            mailer,
+            clock,
+            random,
+            scope,
+            protected,
+            config,
+            otp_key,
+        } = parts;
+        Self {
+            inner: Arc::new(Inner {
+                directory,
+                zones,
+                store,
+                mailer,
+                clock,
+                random,
+                scope,
+                protected,
+                config,
+                otp_key,
+            }),
+        }
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// A fresh support id for a request.
+    #[must_use]
+    pub fn support_id(&self) -> String {
+        crate::clock::support_id(self.inner.random.as_ref())
+    }
+
+    fn now(&self) -> i64 {
+        unix(self.inner.clock.now())
+    }
+
+    /// Write an audit record; a failure to audit fails the operation (fail closed, invariant 34)
+    /// except after a landing, where the password already changed and the error is logged.
+    async fn audit(
+        &self,
+        ctx: &RequestContext,
+        op: Operation,
+        account: Option<&Account>,
+        result: AuditDetail,
+    ) -> EngineResult<()> {
+        let event = AuditEvent {
+            at_ms: unix_ms(self.inner.clock.now()),
+            support_id: ctx.support_id.clone(),
+            actor: Actor::User,
+            operation: op,
+            result: if result.ok { "ok" } else { "failed" }.into(),
+            client_ip: ctx.client_ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            target_guid: account.map(|a| a.guid.to_string()),
+            target_sam: account.map(|a| a.sam_account_name.clone()),
+            methods: result.methods,
+            zones: result.zones,
+            error_code: result.error_code,
+        };
+        self.inner.store.append_audit(&event).await?;
+        Ok(())
+    }
+
+    /// Send a mail within the per-user budget (invariant 27). Over budget: silently not sent.
+    async fn mail(&self, budget_key: &str, mail: Email) -> EngineResult<bool> {
+        let n = self
+            .inner
+            .store
+            .hit(&format!("mail:{budget_key}"), self.now(), 3600)
+            .await?;
+        if n > self.inner.config.emails_per_user_per_hour {
+            return Ok(false);
+        }
+        self.inner
+            .mailer
+            .send(&mail)
+            .await
+            .map_err(|_| EngineError::Mail)?;
+        Ok(true)
+    }
+
+    /// Per-IP budget for attempts that touch the directory with a password (invariant 35).
+    async fn ip_budget(&self, ctx: &RequestContext, what: &str) -> EngineResult<()> {
+        let ip = ctx.client_ip.as_deref().unwrap_or("unknown");
+        let n = self
+            .inner
+            .store
+            .hit(&format!("{what}-ip:{ip}"), self.now(), 3600)
+            .await?;
+        if n > self.inner.config.per_ip_attempts_per_hour {
+            return Err(EngineError::RateLimited);
+        }
+        Ok(())
+    }
+}
+
+/// What an audit record says beyond the context.
+#[derive(Debug, Default)]
+struct AuditDetail {
+    ok: bool,
+    methods: Vec<String>,
+    zones: Vec<ZoneResult>,
+    error_code: Option<String>,
+}
+
+impl AuditDetail {
+    fn ok(methods: Vec<String>) -> Self {
+        Self {
+            ok: true,
+            methods,
+            ..Self::default()
+        }
+    }
+
+    fn failed(code: &str) -> Self {
+        Self {
+            error_code: Some(code.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+/// The audit form of one zone's outcome.
+fn zone_result(zone: ZoneId, outcome: &Result<crate::landing::Landed, LandingError>) -> ZoneResult {
+    let (outcome, code) = match outcome {
+        Ok(_) => ("landed", None),
+        Err(LandingError::Rejected { reason, .. }) => ("rejected", Some(reason.code().to_owned())),
+        Err(e @ LandingError::Unavailable { .. }) => ("failed", Some(e.code().to_owned())),
+        Err(e @ LandingError::Indeterminate { .. }) => ("indeterminate", Some(e.code().to_owned())),
+    };
+    ZoneResult {
+        zone: zone.to_string(),
+        outcome: outcome.into(),
+        code,
+    }
+}
+
+/// The reset/change-time policy check: local rules first, so people get precise reasons; the
+/// zone remains the judge for what we cannot see (history, age).
+fn precheck(
+    policy: &PasswordPolicy,
+    account: &Account,
+    new: &crate::secret::Password,
+) -> EngineResult<()> {
+    let violations = policy.precheck(
+        new,
+        &account.sam_account_name,
+        account.display_name.as_deref(),
+    );
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::Policy {
+            violations,
+            policy: Box::new(policy.clone()),
+        })
+    }
+}
+
+/// Rejections that mean "the old password was wrong" for budget purposes.
+fn wrong_old(e: &LandingError) -> bool {
+    e.rejection() == Some(Rejection::WrongOldPassword)
+}

@@ -1,0 +1,87 @@
+//! Flow state as stored (JSON in `FlowRecord::state`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Engine, EngineError, EngineResult};
+use crate::account::Guid;
+use crate::store::{FlowKind, FlowRecord};
+
+/// The opaque id the browser holds (in a cookie, never in the URL or a form).
+pub type FlowId = String;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub(crate) enum Step {
+    /// Reset/unlock: waiting for the emailed code (also the only step of a decoy flow).
+    AwaitCode { attempts: u32 },
+    /// Reset/unlock: the gate passed with these methods.
+    Verified { methods: Vec<String> },
+    /// Reset: a landing is in progress (claimed atomically; a second submit finds this).
+    Landing,
+    /// Enroll: signed in with directory credentials at `at`.
+    SignedIn { at: i64 },
+    /// Enroll: a code was sent to `address`.
+    AwaitEnrollCode {
+        at: i64,
+        address: String,
+        attempts: u32,
+    },
+}
+
+pub(crate) struct Loaded {
+    pub record: FlowRecord,
+    pub step: Step,
+}
+
+impl Loaded {
+    pub fn user(&self) -> Option<&Guid> {
+        self.record.user.as_ref()
+    }
+}
+
+impl Engine {
+    pub(crate) async fn new_flow(
+        &self,
+        kind: FlowKind,
+        user: Option<Guid>,
+        step: &Step,
+    ) -> EngineResult<FlowId> {
+        let now = self.now();
+        let record = FlowRecord {
+            id: crate::clock::token(self.inner.random.as_ref(), 32),
+            kind,
+            user,
+            state: serde_json::to_string(step).unwrap_or_default(),
+            version: 0,
+            created_at: now,
+            expires_at: now + self.inner.config.flow_ttl,
+        };
+        self.inner.store.insert_flow(&record).await?;
+        Ok(record.id)
+    }
+
+    pub(crate) async fn load(&self, id: &str, kinds: &[FlowKind]) -> EngineResult<Loaded> {
+        let record = self
+            .inner
+            .store
+            .flow(id, self.now())
+            .await?
+            .ok_or(EngineError::FlowExpired)?;
+        if !kinds.contains(&record.kind) {
+            return Err(EngineError::WrongStep);
+        }
+        let step = serde_json::from_str(&record.state).map_err(|_| EngineError::FlowExpired)?;
+        Ok(Loaded { record, step })
+    }
+
+    /// Move a flow to `step` iff nobody else moved it since it was loaded.
+    pub(crate) async fn advance(&self, loaded: &Loaded, step: &Step) -> EngineResult<()> {
+        let mut record = loaded.record.clone();
+        record.state = serde_json::to_string(step).unwrap_or_default();
+        if self.inner.store.update_flow(&record).await? {
+            Ok(())
+        } else {
+            Err(EngineError::WrongStep)
+        }
+    }
+}
