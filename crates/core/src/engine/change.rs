@@ -136,6 +136,14 @@ impl Engine {
             self.count_password_failure(account).await?;
             return Err(EngineError::ChangeRefused);
         }
+        if e.rejection() == Some(crate::landing::Rejection::MinAge) {
+            let policy = self.inner.directory.effective_policy(account).await?;
+            let allowed =
+                policy.change_allowed_at(account.state.pwd_last_set, self.inner.clock.now());
+            return Err(EngineError::TooSoon {
+                allowed_at: allowed.map(crate::clock::unix),
+            });
+        }
         match e {
             // Locked (by someone else's attempts): same answer as any failure.
             LandingError::Rejected {

@@ -112,6 +112,9 @@ pub enum EngineError {
         violations: Vec<Violation>,
         policy: Box<PasswordPolicy>,
     },
+    /// Minimum password age: the change becomes possible at `allowed_at` (Unix seconds).
+    #[error("RK-PWD-004: changed too recently")]
+    TooSoon { allowed_at: Option<i64> },
     #[error("{0}")]
     Landing(LandingError),
     #[error("{0}")]
@@ -134,6 +137,7 @@ impl UserFacing for EngineError {
             Self::SignInFailed => "RK-ENROLL-001",
             Self::BadAddress => "RK-ENROLL-002",
             Self::Policy { .. } => "RK-PWD-010",
+            Self::TooSoon { .. } => "RK-PWD-004",
             Self::Landing(e) => e.code(),
             Self::Directory(e) => e.code(),
             Self::Store(_) => "RK-STORE-001",
@@ -159,6 +163,7 @@ impl UserFacing for EngineError {
             Self::Policy { .. } => {
                 "The new password does not meet your organisation's password policy."
             }
+            Self::TooSoon { .. } => crate::landing::Rejection::MinAge.message(),
             Self::Landing(e) => e.message(),
             Self::Directory(e) => e.message(),
             Self::Store(_) => {

@@ -126,13 +126,14 @@ impl Engine {
         })
     }
 
-    /// Check the emailed code of a reset or unlock flow.
+    /// Check the emailed code of a reset or unlock flow. On success the flow gets a NEW id (the
+    /// caller must replace its cookie: the id rotates at each privilege step, invariant 13).
     pub async fn verify_reset_code(
         &self,
         ctx: &RequestContext,
         flow: &str,
         code: &str,
-    ) -> EngineResult<()> {
+    ) -> EngineResult<FlowId> {
         let loaded = self
             .load(flow, &[FlowKind::Reset, FlowKind::Unlock])
             .await?;
@@ -145,39 +146,35 @@ impl Engine {
             })
             .await;
         let account = self.flow_account(&loaded).await?;
-        match result {
-            Ok(()) => {
-                let methods = vec!["email_otp".to_owned()];
-                // Re-load: `check_code` did not move the flow on success.
-                let fresh = self
-                    .load(flow, &[FlowKind::Reset, FlowKind::Unlock])
-                    .await?;
-                self.advance(
-                    &fresh,
-                    &Step::Verified {
-                        methods: methods.clone(),
-                    },
-                )
-                .await?;
-                self.audit(
-                    ctx,
-                    Operation::Verify,
-                    account.as_ref(),
-                    AuditDetail::ok(methods),
-                )
-                .await
-            }
-            Err(e) => {
-                self.audit(
-                    ctx,
-                    Operation::Verify,
-                    account.as_ref(),
-                    AuditDetail::failed(e.code()),
-                )
-                .await?;
-                Err(e)
-            }
+        if let Err(e) = result {
+            self.audit(
+                ctx,
+                Operation::Verify,
+                account.as_ref(),
+                AuditDetail::failed(e.code()),
+            )
+            .await?;
+            return Err(e);
         }
+        // Exactly one caller wins the old id; the flow continues under a fresh one.
+        if !self.inner.store.delete_flow(flow).await? {
+            return Err(EngineError::WrongStep);
+        }
+        let methods = vec!["email_otp".to_owned()];
+        let step = Step::Verified {
+            methods: methods.clone(),
+        };
+        let rotated = self
+            .new_flow(loaded.record.kind, loaded.record.user, &step)
+            .await?;
+        self.audit(
+            ctx,
+            Operation::Verify,
+            account.as_ref(),
+            AuditDetail::ok(methods),
+        )
+        .await?;
+        Ok(rotated)
     }
 
     /// Which step a reset/unlock flow is at: `true` once the gate passed.
