@@ -249,6 +249,12 @@ impl Engine {
         &self.inner.config
     }
 
+    /// A fresh random token (CSRF and the like): 256 bits, hex.
+    #[must_use]
+    pub fn token(&self) -> String {
+        crate::clock::token(self.inner.random.as_ref(), 32)
+    }
+
     /// A fresh support id for a request.
     #[must_use]
     pub fn support_id(&self) -> String {

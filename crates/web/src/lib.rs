@@ -1,0 +1,96 @@
+//! Rekey's portal: server-rendered pages over the core engine. No JavaScript.
+//!
+//! API boundary: `router(engine, config)` — the binary serves it. Architecture invariant: handlers
+//! are thin (parse → one engine call → view); flow state lives server-side, the browser holds only
+//! the opaque flow id in a `__Host-` cookie (invariant 12).
+
+mod handlers;
+mod i18n;
+mod security;
+mod views;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use rekey_core::engine::Engine;
+
+/// Portal settings.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub organisation: String,
+    /// Proxies whose X-Forwarded-For is believed (invariant 17).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Every identify answer is released at this fixed delay after the request arrived, so the
+    /// response time does not depend on the account (invariant 9).
+    pub identify_deadline: Duration,
+    /// Request bodies above this are refused with 413 (invariant 18).
+    pub body_limit: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            organisation: "Rekey".into(),
+            trusted_proxies: Vec::new(),
+            identify_deadline: Duration::from_millis(400),
+            body_limit: 16 * 1024,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub engine: Engine,
+    pub cfg: Arc<WebConfig>,
+}
+
+/// The portal's routes with all middleware applied.
+pub fn router(engine: Engine, cfg: WebConfig) -> Router {
+    use handlers as h;
+    let limit = cfg.body_limit;
+    let state = AppState {
+        engine,
+        cfg: Arc::new(cfg),
+    };
+    Router::new()
+        .route("/", get(h::start))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/static/app.css", get(h::css))
+        .route(
+            "/reset",
+            get(h::reset_identify).post(h::reset_identify_post),
+        )
+        .route(
+            "/unlock",
+            get(h::unlock_identify).post(h::unlock_identify_post),
+        )
+        .route("/reset/code", get(h::reset_code).post(h::reset_code_post))
+        .route(
+            "/unlock/code",
+            get(h::unlock_code).post(h::unlock_code_post),
+        )
+        .route("/reset/password", get(h::password).post(h::password_post))
+        .route(
+            "/unlock/confirm",
+            get(h::unlock_confirm).post(h::unlock_confirm_post),
+        )
+        .route("/change", get(h::change).post(h::change_post))
+        .route("/enroll", get(h::enroll).post(h::enroll_post))
+        .route(
+            "/enroll/email",
+            get(h::enroll_email).post(h::enroll_email_post),
+        )
+        .route(
+            "/enroll/code",
+            get(h::enroll_code).post(h::enroll_code_post),
+        )
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .layer(axum::middleware::from_fn(security::headers))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests;

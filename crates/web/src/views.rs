@@ -1,0 +1,89 @@
+//! Typed views: one struct per template. Handlers build these; templates only display.
+
+use askama::Template;
+
+use crate::i18n::Texts;
+
+/// What every page shows: language, organisation, heading, and the CSRF token.
+pub struct Common {
+    pub t: &'static Texts,
+    pub org: String,
+    pub heading: &'static str,
+    pub csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "start.html")]
+pub struct Start {
+    pub c: Common,
+}
+
+/// One labelled input; `error` is tied to it with aria-describedby.
+pub struct Field {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub kind: &'static str,
+    pub autocomplete: &'static str,
+    pub hint: Option<&'static str>,
+    pub error: Option<String>,
+    pub value: String,
+}
+
+impl Field {
+    pub fn new(
+        name: &'static str,
+        label: &'static str,
+        kind: &'static str,
+        autocomplete: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            label,
+            kind,
+            autocomplete,
+            hint: None,
+            error: None,
+            value: String::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn hint(mut self, hint: &'static str) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+}
+
+#[derive(Template)]
+#[template(path = "form.html")]
+pub struct Form {
+    pub c: Common,
+    pub lead: Option<String>,
+    pub alert: Option<String>,
+    pub support_id: Option<String>,
+    pub rules: Vec<String>,
+    pub action: &'static str,
+    pub fields: Vec<Field>,
+    pub button: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "result.html")]
+pub struct Outcome {
+    pub c: Common,
+    pub ok: bool,
+    pub message: String,
+    /// (zone, outcome text)
+    pub zones: Vec<(String, String)>,
+    pub support_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub c: Common,
+    pub message: String,
+    pub code: String,
+    pub support_id: String,
+    pub again: &'static str,
+}
