@@ -9,7 +9,10 @@ pub mod audit;
 pub mod clock;
 pub mod engine;
 pub mod error;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
 pub mod landing;
+pub mod mask;
 pub mod notify;
 pub mod otp;
 pub mod policy;

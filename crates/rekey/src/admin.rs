@@ -252,3 +252,49 @@ pub async fn check(config: &Config) -> Result<(), CliError> {
     println!("  policy        {}", describe_policy(&policy));
     Ok(())
 }
+
+/// Register a recovery email as the operator (e.g. bulk onboarding, the dev demo). The engine's
+/// cool-down still applies from now; the action is audited with the operator as actor.
+pub async fn enroll(config: &Config, name: &str, email: &str) -> Result<(), CliError> {
+    use rekey_core::audit::{Actor, AuditEvent, Operation};
+    use rekey_core::store::Store;
+    use rekey_core::store::{Enrollment, MethodKind};
+    let ad = connect(config).await?;
+    let account = lookup_for_write(&ad, config, name).await?;
+    if !email.contains('@') || email.chars().any(char::is_whitespace) {
+        return Err(CliError::BadName(email.to_owned()));
+    }
+    let store = crate::serve::store(config).await?;
+    let now = std::time::SystemTime::now();
+    let store_err =
+        |e: rekey_core::store::StoreError| CliError::Input(std::io::Error::other(e.to_string()));
+    store
+        .upsert_enrollment(&Enrollment {
+            user: account.guid,
+            method: MethodKind::Email,
+            value: email.to_owned(),
+            verified_at: rekey_core::clock::unix(now),
+        })
+        .await
+        .map_err(store_err)?;
+    let operator = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "operator".into());
+    let event = AuditEvent {
+        at_ms: rekey_core::clock::unix_ms(now),
+        support_id: "admin".into(),
+        actor: Actor::Admin(operator),
+        operation: Operation::Enroll,
+        result: "ok".into(),
+        client_ip: None,
+        user_agent: Some("rekey admin enroll".into()),
+        target_guid: Some(account.guid.to_string()),
+        target_sam: Some(account.sam_account_name.clone()),
+        methods: vec!["email".into()],
+        zones: vec![],
+        error_code: None,
+    };
+    store.append_audit(&event).await.map_err(store_err)?;
+    println!("{}: recovery email registered", account.sam_account_name);
+    Ok(())
+}

@@ -19,6 +19,75 @@ pub struct Config {
     pub directory: AdConfig,
     #[serde(default)]
     pub tier: TierConfig,
+    /// The portal (`rekey serve`); not needed by the admin commands.
+    #[serde(default)]
+    pub server: Option<ServerConfig>,
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
+    #[serde(default)]
+    pub smtp: Option<rekey_notify::SmtpConfig>,
+    #[serde(default)]
+    pub scope: ScopeConfig,
+    #[serde(default)]
+    pub engine: EngineTunables,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080` (put TLS in front, or a reverse proxy).
+    pub listen: String,
+    /// The portal's public URL, used in mail links (never the request's Host header).
+    pub public_base_url: String,
+    #[serde(default = "default_org")]
+    pub organisation: String,
+    /// Reverse proxies whose X-Forwarded-For is trusted.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// File with 64 hex characters (32 bytes): the key that binds one-time codes. The same on
+    /// every replica; never in the database.
+    pub secret_key_file: std::path::PathBuf,
+    #[serde(default = "default_deadline")]
+    pub identify_deadline_ms: u64,
+}
+
+fn default_org() -> String {
+    "Rekey".into()
+}
+
+fn default_deadline() -> u64 {
+    400
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite:///var/lib/rekey/rekey.db` (default kind) or `postgres://user@host/db`.
+    pub url: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeConfig {
+    /// DNs of groups whose (transitive) members may use self-service. Empty: everyone.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// While set, only (transitive) members of this group may use self-service.
+    #[serde(default)]
+    pub pilot_group: Option<String>,
+    #[serde(default)]
+    pub allow_ous: Vec<String>,
+    #[serde(default)]
+    pub deny_ous: Vec<String>,
+}
+
+/// Optional engine tunables; defaults follow DESIGN.md's invariants.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineTunables {
+    /// Seconds before a newly enrolled method may be used for a reset (default 86400).
+    #[serde(default)]
+    pub enroll_cooldown_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod secrets;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     /// Check the configuration and the connection to every DC.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the self-service portal.
+    Serve,
 }
 
 #[derive(Subcommand)]
@@ -60,6 +63,13 @@ enum AdminCommand {
     },
     /// Clear an account's lockout without changing its password.
     Unlock { user: String },
+    /// Register a verified recovery email for a user (operator-asserted; audited).
+    Enroll {
+        user: String,
+        /// The address to register.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -108,6 +118,10 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Admin(AdminCommand::Unlock { user }) => admin::unlock(&config, &user).await,
         Command::Change { user } => admin::change(&config, &user).await,
         Command::Config(ConfigCommand::Check) => admin::check(&config).await,
+        Command::Serve => serve::serve(&config).await,
+        Command::Admin(AdminCommand::Enroll { user, email }) => {
+            admin::enroll(&config, &user, &email).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -125,7 +125,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ScalarForm<T> {
                 let status = e.status();
                 (status, "request body refused").into_response()
             })?;
-        if std::str::from_utf8(&bytes).is_err() {
+        if !utf8_form(&bytes) {
             return Err((StatusCode::BAD_REQUEST, "invalid encoding").into_response());
         }
         serde_urlencoded::from_bytes(&bytes)
@@ -134,9 +134,50 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ScalarForm<T> {
     }
 }
 
+/// Every key and value, once percent-decoded, is valid UTF-8 (a lossy decode would silently
+/// change a password).
+fn utf8_form(body: &[u8]) -> bool {
+    body.split(|&b| b == b'&').all(|pair| {
+        let mut out = Vec::with_capacity(pair.len());
+        let mut i = 0;
+        while i < pair.len() {
+            match pair[i] {
+                b'%' => {
+                    let hex = pair
+                        .get(i + 1..i + 3)
+                        .and_then(|h| std::str::from_utf8(h).ok());
+                    match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        Some(b) => out.push(b),
+                        None => return false,
+                    }
+                    i += 3;
+                }
+                b'+' => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                b => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        out.split(|&b| b == b'=')
+            .all(|part| std::str::from_utf8(part).is_ok())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_utf8_validation() {
+        assert!(utf8_form(b"a=b&c=%C3%A9+x"));
+        assert!(!utf8_form(b"a=%FF%FE"));
+        assert!(!utf8_form(b"a=%G1"));
+        assert!(!utf8_form(b"a=%C3"));
+    }
 
     #[test]
     fn forwarded_for_only_from_trusted_proxies() {

@@ -1,1 +1,309 @@
+//! The portal over the in-memory fakes, through the router (tower `oneshot`): headers, cookies,
+//! CSRF, form parsing, body caps and equal answers. The same pages run against the real DC,
+//! store and SMTP server in the browser tests.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use rekey_core::fakes::{World, world};
+use tower::ServiceExt;
+
+use crate::{WebConfig, router};
+
+fn app(w: &World) -> axum::Router {
+    router(
+        w.engine.clone(),
+        WebConfig {
+            identify_deadline: Duration::from_millis(20),
+            ..WebConfig::default()
+        },
+    )
+}
+
+async fn send(app: &axum::Router, req: Request<Body>) -> (Response<Body>, String) {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        Response::from_parts(parts, Body::empty()),
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+const CSRF: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn post(path: &str, body: &str, cookies: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookies)
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+fn get(path: &str, cookies: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::COOKIE, cookies)
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn set_cookies(res: &Response<Body>) -> Vec<String> {
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_page_has_the_security_headers_and_no_inline_script() {
+    let w = world(5);
+    let app = app(&w);
+    for path in ["/", "/reset", "/unlock", "/change", "/enroll", "/nope"] {
+        let (res, body) = send(&app, get(path, "")).await;
+        let h = res.headers();
+        let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{path}");
+        assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
+        assert_eq!(h.get("referrer-policy").unwrap(), "no-referrer");
+        assert!(h.get("strict-transport-security").is_some());
+        assert!(h.get("permissions-policy").is_some());
+        assert!(!body.contains("<script"), "{path}: no JavaScript at all");
+    }
+}
+
+#[tokio::test]
+async fn cookies_are_host_prefixed_secure_httponly_strict() {
+    let w = world(5);
+    let (res, _) = send(&app(&w), get("/reset", "")).await;
+    let c = set_cookies(&res);
+    let csrf = c
+        .iter()
+        .find(|c| c.starts_with("__Host-rekey-csrf="))
+        .expect("csrf cookie");
+    for attr in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(csrf.contains(attr), "{csrf}");
+    }
+    assert!(!csrf.contains("Domain"), "{csrf}");
+}
+
+#[tokio::test]
+async fn state_changing_posts_need_the_csrf_token() {
+    let w = world(5);
+    let app = app(&w);
+    let cookies = format!("__Host-rekey-csrf={CSRF}");
+    let (res, _) = send(&app, post("/reset", "csrf=wrong&username=normal", &cookies)).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (res, _) = send(
+        &app,
+        post("/reset", &format!("csrf={CSRF}&username=normal"), ""),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "no cookie, no post");
+    for path in [
+        "/change",
+        "/enroll",
+        "/reset/code",
+        "/reset/password",
+        "/unlock/confirm",
+        "/enroll/email",
+    ] {
+        let (res, _) = send(&app, post(path, "csrf=x&username=a&code=1&email=a&password=b&current_password=c&new_password=d&confirm_password=d", &cookies)).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(w.mails(), 0, "nothing happened");
+}
+
+#[tokio::test]
+async fn only_scalar_utf8_forms_within_the_cap() {
+    let w = world(5);
+    let app = app(&w);
+    let cookies = format!("__Host-rekey-csrf={CSRF}");
+    let (res, _) = send(
+        &app,
+        post(
+            "/reset",
+            &format!("csrf={CSRF}&username=a&username=b"),
+            &cookies,
+        ),
+    )
+    .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "an array where a string is expected"
+    );
+    let (res, _) = send(
+        &app,
+        post("/reset", &format!("csrf={CSRF}&username=%FF%FE"), &cookies),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "not UTF-8");
+    let (res, _) = send(&app, post("/reset", &format!("csrf={CSRF}"), &cookies)).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "missing field");
+    let big = format!("csrf={CSRF}&username={}", "a".repeat(20 * 1024));
+    let (res, _) = send(&app, post("/reset", &big, &cookies)).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(w.mails(), 0);
+}
+
+/// Identify answers byte-for-byte alike for unknown, disabled, out of scope, privileged,
+/// unenrolled, locked and normal accounts; the flow lives server-side (invariants 9, 12).
+#[tokio::test]
+async fn identify_is_identical_for_the_seven_classes() {
+    let w = world(5);
+    let app = app(&w);
+    let cookies = format!("__Host-rekey-csrf={CSRF}");
+    let mut pages = Vec::new();
+    for who in [
+        "nobody",
+        "disabled",
+        "outside",
+        "admin",
+        "unenrolled",
+        "locked",
+        "normal",
+    ] {
+        let (res, body) = send(
+            &app,
+            post("/reset", &format!("csrf={CSRF}&username={who}"), &cookies),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{who}");
+        assert_eq!(res.headers().get(header::LOCATION).unwrap(), "/reset/code");
+        let flow = set_cookies(&res)
+            .into_iter()
+            .find(|c| c.starts_with("__Host-rekey-flow="))
+            .unwrap();
+        let id = flow
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("__Host-rekey-flow=")
+            .to_owned();
+        assert_eq!(id.len(), 64);
+        let (page_res, page) = send(
+            &app,
+            get("/reset/code", &format!("{cookies}; __Host-rekey-flow={id}")),
+        )
+        .await;
+        assert_eq!(page_res.status(), StatusCode::OK);
+        assert!(
+            !page.contains(who) && !page.contains(&id),
+            "{who}: no name or flow id in the page"
+        );
+        let headers: Vec<String> = res
+            .headers()
+            .iter()
+            .filter(|(k, _)| *k != header::SET_COOKIE && *k != header::DATE)
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+            .collect();
+        pages.push((body, headers, page));
+    }
+    assert!(
+        pages.windows(2).all(|p| p[0] == p[1]),
+        "all seven answers are identical"
+    );
+}
+
+#[tokio::test]
+async fn reset_through_the_pages_with_rotating_flow_cookie() {
+    let w = world(5);
+    let app = app(&w);
+    let mut cookies = format!("__Host-rekey-csrf={CSRF}");
+    let flow_of = |res: &Response<Body>| {
+        set_cookies(res)
+            .into_iter()
+            .find(|c| c.starts_with("__Host-rekey-flow=") && !c.contains("Max-Age=0"))
+            .map(|c| c.split(';').next().unwrap().to_owned())
+    };
+    let (res, _) = send(
+        &app,
+        post("/reset", &format!("csrf={CSRF}&username=normal"), &cookies),
+    )
+    .await;
+    let first = flow_of(&res).unwrap();
+    let with_first = format!("{cookies}; {first}");
+    let (res, _) = send(
+        &app,
+        post(
+            "/reset/code",
+            &format!("csrf={CSRF}&code={}", w.last_code()),
+            &with_first,
+        ),
+    )
+    .await;
+    assert_eq!(
+        res.headers().get(header::LOCATION).unwrap(),
+        "/reset/password"
+    );
+    let second = flow_of(&res).unwrap();
+    assert_ne!(
+        first, second,
+        "the flow id rotates when the code is accepted"
+    );
+    cookies = format!("{cookies}; {second}");
+    let (_, page) = send(&app, get("/reset/password", &cookies)).await;
+    assert!(
+        page.contains("At least 7 characters"),
+        "the policy is shown"
+    );
+    let (_, page) = send(
+        &app,
+        post(
+            "/reset/password",
+            &format!("csrf={CSRF}&new_password=Abc-12345x&confirm_password=Abc-12345y"),
+            &cookies,
+        ),
+    )
+    .await;
+    assert!(page.contains("not the same"));
+    let body = format!("csrf={CSRF}&new_password=Abc-12345x&confirm_password=Abc-12345x");
+    let (res, page) = send(&app, post("/reset/password", &body, &cookies)).await;
+    assert!(
+        page.contains("data-state=\"ok\"") && page.contains("landed"),
+        "{page}"
+    );
+    assert!(
+        set_cookies(&res)
+            .iter()
+            .any(|c| c.starts_with("__Host-rekey-flow=;")),
+        "flow cookie cleared"
+    );
+    // The old cookie is dead.
+    let (res, _) = send(&app, post("/reset/password", &body, &cookies)).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // The notice links to the configured public URL, whatever Host the request carried.
+    let notice = w.mail.0.lock().unwrap().last().unwrap().body.clone();
+    assert!(
+        notice.contains("https://localhost") && notice.contains("Not you?"),
+        "{notice}"
+    );
+}
+
+#[tokio::test]
+async fn language_follows_the_browser_and_the_switch() {
+    let w = world(5);
+    let app = app(&w);
+    let req = Request::get("/")
+        .header(header::ACCEPT_LANGUAGE, "de-DE,de;q=0.9,en;q=0.5")
+        .body(Body::empty())
+        .unwrap();
+    let (_, page) = send(&app, req).await;
+    assert!(page.contains("lang=\"de\"") && page.contains("Passwort vergessen"));
+    let (res, page) = send(&app, get("/?lang=en", "")).await;
+    assert!(page.contains("lang=\"en\""));
+    assert!(
+        set_cookies(&res)
+            .iter()
+            .any(|c| c.starts_with("rekey-lang=en"))
+    );
+}

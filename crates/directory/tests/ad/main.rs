@@ -19,7 +19,7 @@ use support::{Krb, dev};
 
 async fn zone() -> ActiveDirectory {
     let d = dev();
-    ActiveDirectory::connect(&d.config(d.urls()))
+    ActiveDirectory::connect(&support::config(&d, d.urls()))
         .await
         .expect("connect to the dev domain")
 }
@@ -63,7 +63,7 @@ async fn connect_learns_domain_and_pdc() {
 #[tokio::test]
 async fn untrusted_certificate_is_refused() {
     let d = dev();
-    let mut c = d.config(d.urls());
+    let mut c = support::config(&d, d.urls());
     // The system's public roots do not include the dev CA: the DC's certificate must be refused.
     c.ca_file = Some("/etc/ssl/certs/ca-certificates.crt".into());
     let err = ActiveDirectory::connect(&c)
@@ -80,7 +80,7 @@ async fn untrusted_certificate_is_refused() {
 #[tokio::test]
 async fn plaintext_needs_the_lab_flag() {
     let d = dev();
-    let c = d.config(vec!["ldap://localhost:389".into()]);
+    let c = support::config(&d, vec!["ldap://localhost:389".into()]);
     let err = ActiveDirectory::connect(&c)
         .await
         .err()
@@ -95,7 +95,7 @@ async fn plaintext_needs_the_lab_flag() {
         ),
         "{err}"
     );
-    let mut none = d.config(d.urls());
+    let mut none = support::config(&d, d.urls());
     none.ca_file = None;
     let err = ActiveDirectory::connect(&none)
         .await
@@ -163,6 +163,11 @@ async fn account_states_of_the_fixture() {
     };
     assert!(s("alice.adams").await.enabled);
     assert!(!s("dan.disabled").await.enabled);
+    // A lockout lasts 30 min; re-lock lou the way `dev/domain up` does if it has passed.
+    let lou = account(&ad, "lou.locked").await;
+    if !lou.state.locked {
+        dev().lock_out(&lou.dn, 5).await;
+    }
     assert!(s("lou.locked").await.locked);
     assert!(s("mike.mustchange").await.must_change);
     let eve = s("eve.expired").await;

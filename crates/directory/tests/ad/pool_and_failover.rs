@@ -18,7 +18,7 @@ fn dc1() -> SocketAddr {
 async fn many_operations_one_handshake_per_pooled_connection() {
     let d = dev();
     let proxy = Proxy::start(dc1()).await;
-    let mut c = d.config(vec![proxy.url()]);
+    let mut c = super::support::config(&d, vec![proxy.url()]);
     c.pool_size = 2;
     let ad = ActiveDirectory::connect(&c).await.unwrap();
     let u = d.user("pool").await;
@@ -58,7 +58,9 @@ async fn first_dc_dead_lands_on_the_next() {
         l.local_addr().unwrap().port()
     };
     let urls = vec![format!("ldaps://localhost:{dead}"), d.dc1_url()];
-    let ad = ActiveDirectory::connect(&d.config(urls)).await.unwrap();
+    let ad = ActiveDirectory::connect(&super::support::config(&d, urls))
+        .await
+        .unwrap();
     let u = d.user("failover").await;
     let a = account(&ad, &u.sam).await;
     let landed = ad
@@ -74,7 +76,9 @@ async fn dc_stopping_after_start_fails_over() {
     let d = dev();
     let proxy = Proxy::start(dc1()).await;
     let urls = vec![proxy.url(), d.dc1_url()];
-    let ad = ActiveDirectory::connect(&d.config(urls)).await.unwrap();
+    let ad = ActiveDirectory::connect(&super::support::config(&d, urls))
+        .await
+        .unwrap();
     // Both URLs reach the PDC emulator; the first listed is preferred.
     assert_eq!(ad.pdc_url(), Some(proxy.url().as_str()));
     let u = d.user("dcstop").await;
@@ -103,7 +107,7 @@ async fn writes_prefer_the_pdc_emulator_over_list_order() {
     let urls = d.urls();
     let dc2 = urls.iter().find(|u| **u != d.dc1_url()).unwrap().clone();
     // DC2 listed first, yet DC1 holds the PDC emulator role: writes go to DC1.
-    let ad = ActiveDirectory::connect(&d.config(vec![dc2.clone(), d.dc1_url()]))
+    let ad = ActiveDirectory::connect(&super::support::config(&d, vec![dc2.clone(), d.dc1_url()]))
         .await
         .unwrap();
     assert_eq!(ad.pdc_url(), Some(d.dc1_url().as_str()));
@@ -120,7 +124,7 @@ async fn writes_prefer_the_pdc_emulator_over_list_order() {
 async fn lost_answer_after_write_is_indeterminate_and_not_replayed() {
     let d = dev();
     let proxy = Proxy::start(dc1()).await;
-    let mut c = d.config(vec![proxy.url(), d.dc1_url()]);
+    let mut c = super::support::config(&d, vec![proxy.url(), d.dc1_url()]);
     c.pool_size = 1;
     let ad = ActiveDirectory::connect(&c).await.unwrap();
     let u = d.user("indet").await;
@@ -144,7 +148,7 @@ async fn lost_answer_after_write_is_indeterminate_and_not_replayed() {
 async fn all_dcs_down_is_unavailable_not_indeterminate() {
     let d = dev();
     let proxy = Proxy::start(dc1()).await;
-    let ad = ActiveDirectory::connect(&d.config(vec![proxy.url()]))
+    let ad = ActiveDirectory::connect(&super::support::config(&d, vec![proxy.url()]))
         .await
         .unwrap();
     let u = d.user("alldown").await;

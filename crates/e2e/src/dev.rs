@@ -1,0 +1,308 @@
+//! The dev domain for tests: the real Samba AD DC(s) started by `dev/domain up`, throwaway users
+//! created as Administrator, binds checked independently of the code under test, and Kerberos
+//! checks with MIT `kinit`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)] // test fixtures panic by design
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use tokio::sync::OnceCell;
+
+/// The dev domain's facts, read from `.dev/env` (written by `dev/domain up`).
+pub struct Dev {
+    env: HashMap<String, String>,
+}
+
+static SWEPT: OnceCell<()> = OnceCell::const_new();
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The repository root (this crate lives in `crates/e2e`).
+#[must_use]
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The dev domain's facts; panics with a hint when `dev/domain up` has not run.
+#[must_use]
+pub fn dev() -> Dev {
+    let dir = std::env::var("REKEY_DEV_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.dev"));
+    let path = dir.join("env");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}. These tests need the dev domain: run `dev/domain up` first",
+            path.display()
+        )
+    });
+    let env = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect();
+    Dev { env }
+}
+
+/// What `kinit` made of a password.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Krb {
+    /// A ticket was issued.
+    Ok,
+    /// KDC_ERR_PREAUTH_FAILED: wrong password.
+    WrongPassword,
+    /// KDC_ERR_KEY_EXPIRED: the password was right but must be changed.
+    Expired,
+    Other(String),
+}
+
+pub struct User {
+    pub dn: String,
+    pub sam: String,
+    pub password: String,
+}
+
+impl Dev {
+    pub fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} missing from .dev/env"))
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.get("REKEY_DEV_LDAP_URLS")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn dc1_url(&self) -> String {
+        self.urls()[0].clone()
+    }
+
+    pub fn has_dc2(&self) -> bool {
+        self.env.get("REKEY_DEV_DC2").is_some_and(|v| v == "1")
+    }
+
+    pub fn staff_ou(&self) -> &str {
+        self.get("REKEY_DEV_STAFF_OU")
+    }
+
+    fn admin_password(&self) -> String {
+        std::fs::read_to_string(self.get("REKEY_DEV_ADMIN_PASSWORD_FILE"))
+            .expect("admin password file")
+            .trim_end()
+            .to_owned()
+    }
+
+    fn tls(&self) -> LdapConnSettings {
+        let pem = std::fs::read(self.get("REKEY_DEV_CA_FILE")).expect("CA file");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile_certs(&pem) {
+            roots.add(cert).expect("CA cert");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        LdapConnSettings::new().set_config(Arc::new(cfg))
+    }
+
+    /// A simple bind on a fresh LDAPS connection to DC1, independent of the code under test.
+    /// Returns the DC's result code and text (49 + `data 52e` wrong, `data 773` must change …).
+    pub async fn bind(&self, dn: &str, password: &str) -> (u32, String) {
+        assert!(
+            !password.is_empty(),
+            "an empty bind is anonymous and proves nothing"
+        );
+        let (conn, mut ldap) = LdapConnAsync::with_settings(self.tls(), &self.dc1_url())
+            .await
+            .expect("connect DC1");
+        ldap3::drive!(conn);
+        let r = ldap.simple_bind(dn, password).await.expect("bind");
+        let _ = ldap.unbind().await;
+        (r.rc, r.text)
+    }
+
+    /// An LDAPS connection to DC1 bound as Administrator (fixture set-up only).
+    pub async fn admin(&self) -> Ldap {
+        let (conn, mut ldap) = LdapConnAsync::with_settings(self.tls(), &self.dc1_url())
+            .await
+            .expect("connect DC1");
+        ldap3::drive!(conn);
+        ldap.simple_bind(self.get("REKEY_DEV_ADMIN_DN"), &self.admin_password())
+            .await
+            .unwrap()
+            .success()
+            .expect("Administrator bind");
+        ldap
+    }
+
+    /// Delete test users left by earlier runs (once per test binary).
+    async fn sweep(&self, admin: &mut Ldap) {
+        let mine = format!("rkt{}x", std::process::id() % 100_000);
+        let (found, _) = admin
+            .search(
+                self.staff_ou(),
+                Scope::Subtree,
+                "(sAMAccountName=rkt*)",
+                vec!["sAMAccountName"],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        for e in found.into_iter().map(SearchEntry::construct) {
+            let sam = e
+                .attrs
+                .get("sAMAccountName")
+                .and_then(|v| v.first())
+                .cloned()
+                .unwrap_or_default();
+            if !sam.starts_with(&mine) {
+                let _ = admin.delete(&e.dn).await;
+            }
+        }
+    }
+
+    /// A fresh enabled user in OU=Staff (where the service account is delegated) with a known
+    /// password. Unique per test; deleted by later runs' sweep.
+    pub async fn user(&self, tag: &str) -> User {
+        self.user_in(tag, self.staff_ou()).await
+    }
+
+    pub async fn user_in(&self, tag: &str, ou: &str) -> User {
+        let mut admin = self.admin().await;
+        SWEPT
+            .get_or_init(|| async { self.sweep(&mut self.admin().await).await })
+            .await;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let sam = format!("rkt{}x{n}", std::process::id() % 100_000);
+        let dn = format!("CN={sam} {tag},{ou}");
+        let password = format!("Init-{n}-Pw!x{}", std::process::id());
+        let upn = format!("{sam}@{}", self.get("REKEY_DEV_REALM").to_lowercase());
+        let mail = format!("{sam}.{tag}@corp.example.com");
+        let pwd = unicode_pwd(&password);
+        let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = vec![
+            (b"objectClass".to_vec(), HashSet::from([b"user".to_vec()])),
+            (
+                b"sAMAccountName".to_vec(),
+                HashSet::from([sam.clone().into_bytes()]),
+            ),
+            (
+                b"userPrincipalName".to_vec(),
+                HashSet::from([upn.into_bytes()]),
+            ),
+            (b"mail".to_vec(), HashSet::from([mail.into_bytes()])),
+            (
+                b"displayName".to_vec(),
+                HashSet::from([format!("Test {tag}").into_bytes()]),
+            ),
+            (b"unicodePwd".to_vec(), HashSet::from([pwd])),
+            (
+                b"userAccountControl".to_vec(),
+                HashSet::from([b"512".to_vec()]),
+            ),
+        ];
+        admin
+            .add(&dn, attrs)
+            .await
+            .unwrap()
+            .success()
+            .expect("create test user");
+        User { dn, sam, password }
+    }
+
+    /// Modify anything as Administrator (fixture set-up only).
+    pub async fn admin_modify(&self, dn: &str, mods: Vec<Mod<Vec<u8>>>) {
+        let mut admin = self.admin().await;
+        admin
+            .modify(dn, mods)
+            .await
+            .unwrap()
+            .success()
+            .expect("admin modify");
+    }
+
+    /// Lock an account the way an attacker would: wrong simple binds up to the threshold.
+    pub async fn lock_out(&self, dn: &str, threshold: u32) {
+        for i in 0..threshold {
+            let (rc, _) = self.bind(dn, &format!("wrong-{i}-password")).await;
+            assert_eq!(rc, 49);
+        }
+    }
+
+    /// Backdate `pwdLastSet` (Samba-only fixture step of `dev/domain`; LDAP allows only 0 / -1).
+    pub fn backdate_password(&self, dn: &str, days: u32) {
+        let script = repo().join("dev/domain");
+        let out = Command::new(script)
+            .args(["backdate-pwd", dn, &days.to_string()])
+            .env("REKEY_DEV_DIR", self.get("REKEY_DEV_DIR"))
+            .output()
+            .expect("dev/domain");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Get a Kerberos ticket with MIT kinit (from krb5-user) against the dev KDC.
+    pub fn kinit(&self, sam: &str, password: &str) -> Krb {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let ccache = std::env::temp_dir().join(format!("rekey-test-cc-{}-{n}", std::process::id()));
+        let principal = format!("{sam}@{}", self.get("REKEY_DEV_REALM"));
+        let mut child = Command::new("kinit")
+            .arg(&principal)
+            .env("KRB5_CONFIG", self.get("REKEY_DEV_KRB5_CONFIG"))
+            .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kinit (krb5-user) installed");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let _ = std::fs::remove_file(&ccache);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Krb::Ok
+        } else if text.contains("Preauthentication failed") || text.contains("Password incorrect") {
+            Krb::WrongPassword
+        } else if text.to_lowercase().contains("expired") {
+            Krb::Expired
+        } else {
+            Krb::Other(text)
+        }
+    }
+}
+
+pub fn unicode_pwd(p: &str) -> Vec<u8> {
+    format!("\"{p}\"")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .expect("PEM")
+}

@@ -1,0 +1,389 @@
+//! The portal end to end in a real headless Chromium, against the real Samba DC (`dev/domain up`),
+//! a real SMTP server (aiosmtpd) and SQLite: enroll → forgot password → code from the mail →
+//! policy message → new password → LDAP bind and Kerberos ticket; unlock; change; and anonymous
+//! wrong-password attempts that never lock the AD account (invariant 35).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ldap3::Mod;
+use rekey_core::clock::{Clock, Random};
+use rekey_core::engine::{Engine, EngineConfig, Parts};
+use rekey_core::scope::ScopeRules;
+use rekey_core::{Identifier, LandingZone};
+use rekey_directory::{ActiveDirectory, AdConfig};
+use rekey_e2e::dev::{Dev, Krb, User, dev};
+use rekey_e2e::{Browser, Options};
+use rekey_notify::testing::SmtpSink;
+
+struct SystemClock;
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+struct OsRandom;
+impl Random for OsRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        getrandom::fill(buf).unwrap();
+    }
+}
+
+/// The whole stack in this process: real DC, real SMTP server, SQLite in a temp dir.
+struct Portal {
+    url: String,
+    sink: SmtpSink,
+    ad: Arc<ActiveDirectory>,
+    _db: PathBuf,
+}
+
+use std::path::PathBuf;
+
+async fn portal(d: &Dev) -> Portal {
+    let mut cfg = AdConfig::new(d.urls(), d.get("REKEY_DEV_SVC_DN"));
+    cfg.ca_file = Some(d.get("REKEY_DEV_CA_FILE").into());
+    cfg.bind_password_file = Some(d.get("REKEY_DEV_SVC_PASSWORD_FILE").into());
+    let ad = Arc::new(ActiveDirectory::connect(&cfg).await.unwrap());
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let db = std::env::temp_dir().join(format!("rekey-portal-{}-{n}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let store = Arc::new(
+        rekey_store::SqlStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap(),
+    );
+    let sink = SmtpSink::start();
+    let mailer = Arc::new(rekey_notify::SmtpMailer::new(&sink.mailer_config()).unwrap());
+    let sspr = ad
+        .group_sid(d.get("REKEY_DEV_SSPR_GROUP_DN"))
+        .await
+        .unwrap()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("http://localhost:{port}");
+    let zones: Vec<Arc<dyn LandingZone>> = vec![ad.clone()];
+    let engine = Engine::new(Parts {
+        directory: ad.clone(),
+        zones,
+        store,
+        mailer,
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+        scope: ScopeRules {
+            groups: vec![sspr],
+            exclude_privileged: true,
+            ..ScopeRules::default()
+        },
+        protected: ad.protected_groups([]),
+        config: EngineConfig {
+            enroll_cooldown: 0,
+            public_base_url: url.clone(),
+            organisation: "Corp".into(),
+            ..EngineConfig::default()
+        },
+        otp_key: [7; 32],
+    });
+    let app = rekey_web::router(
+        engine,
+        rekey_web::WebConfig {
+            organisation: "Corp".into(),
+            identify_deadline: Duration::from_millis(150),
+            ..rekey_web::WebConfig::default()
+        },
+    );
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    Portal {
+        url,
+        sink,
+        ad,
+        _db: db,
+    }
+}
+
+/// A fresh staff user in the SSPR scope (member of Staff-All, nested in SSPR-Users).
+async fn staff_user(d: &Dev, tag: &str) -> User {
+    let u = d.user(tag).await;
+    let member = HashSet::from([u.dn.clone().into_bytes()]);
+    d.admin_modify(
+        d.get("REKEY_DEV_STAFF_ALL_GROUP_DN"),
+        vec![Mod::Add(b"member".to_vec(), member)],
+    )
+    .await;
+    u
+}
+
+fn code_in(body: &str) -> Option<String> {
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .map(str::to_owned)
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+impl Portal {
+    /// The next code mailed to `to` (notices without a code are skipped).
+    async fn code_for(&self, to: &str) -> String {
+        loop {
+            let mail = self.sink.wait_for(to, WAIT).await;
+            if !mail.subject.contains(" was ") {
+                return code_in(&mail.body).unwrap_or_else(|| panic!("no code in {:?}", mail.body));
+            }
+        }
+    }
+}
+
+async fn step(b: &Browser, fields: &[(&str, &str)], next: &str, shot: Option<&str>) {
+    for (css, value) in fields {
+        b.fill(css, value).await.unwrap();
+    }
+    if let Some(name) = shot {
+        b.screenshot(name).await.unwrap();
+    }
+    b.submit("button[type=submit]").await.unwrap();
+    b.wait_for(next, WAIT).await.unwrap();
+}
+
+#[tokio::test]
+async fn enroll_then_reset_in_the_browser_and_sign_in_everywhere() {
+    let d = dev();
+    let p = portal(&d).await;
+    let u = staff_user(&d, "portal").await;
+    let address = format!("{}@home.example", u.sam);
+    let b = Browser::start().await;
+
+    // Enroll: sign in with the directory password, register an address, confirm its code.
+    b.goto(&p.url).await.unwrap();
+    b.wait_for("ul.menu", WAIT).await.unwrap();
+    b.screenshot("portal-01-start").await.unwrap();
+    b.click("a[href='/enroll']").await.unwrap();
+    b.wait_for("#password", WAIT).await.unwrap();
+    step(
+        &b,
+        &[("#username", &u.sam), ("#password", &u.password)],
+        "#email",
+        Some("portal-02-enroll-sign-in"),
+    )
+    .await;
+    step(
+        &b,
+        &[("#email", &address)],
+        "#code",
+        Some("portal-03-enroll-email"),
+    )
+    .await;
+    let code = p.code_for(&address).await;
+    step(&b, &[("#code", &code)], "#result[data-state=ok]", None).await;
+    b.screenshot("portal-04-enrolled").await.unwrap();
+
+    // Forgot password: identify, the code from the real SMTP server, the new password.
+    b.goto(&format!("{}/reset", p.url)).await.unwrap();
+    b.wait_for("#username", WAIT).await.unwrap();
+    step(
+        &b,
+        &[("#username", &u.sam)],
+        "#code",
+        Some("portal-05-reset-identify"),
+    )
+    .await;
+    b.screenshot("portal-06-reset-code").await.unwrap();
+    let code = p.code_for(&address).await;
+    step(&b, &[("#code", "000000")], "#code-error", None).await;
+    step(&b, &[("#code", &code)], "#new_password", None).await;
+    assert!(
+        b.text("#policy")
+            .await
+            .unwrap()
+            .contains("At least 7 characters")
+    );
+    // Too short for the domain policy: a clear message tied to the field.
+    step(
+        &b,
+        &[("#new_password", "Ab1!"), ("#confirm_password", "Ab1!")],
+        "#new_password-error",
+        None,
+    )
+    .await;
+    assert!(
+        b.text("#new_password-error")
+            .await
+            .unwrap()
+            .contains("At least 7 characters")
+    );
+    b.screenshot("portal-07-reset-policy-error").await.unwrap();
+    let new = format!("Browser-Reset-{}-Ok", std::process::id());
+    step(
+        &b,
+        &[("#new_password", &new), ("#confirm_password", &new)],
+        "#result",
+        None,
+    )
+    .await;
+    assert_eq!(
+        b.text("#result").await.unwrap(),
+        "Your password was reset. Sign in with the new password."
+    );
+    assert!(b.page_source().await.unwrap().contains("landed"));
+    b.screenshot("portal-08-reset-done").await.unwrap();
+    let cookies = b.cookies().await.unwrap();
+    for c in cookies.iter().filter(|c| c.name.starts_with("__Host-")) {
+        assert!(c.secure && c.http_only && c.path == "/", "{c:?}");
+    }
+
+    // It landed: LDAP bind and a Kerberos ticket with the new password; Kerberos refuses the old.
+    assert_eq!(d.bind(&u.dn, &new).await.0, 0);
+    assert_eq!(d.kinit(&u.sam, &new), Krb::Ok);
+    assert_eq!(d.kinit(&u.sam, &u.password), Krb::WrongPassword);
+    let notice = p.sink.wait_for(&address, WAIT).await;
+    assert!(
+        notice.body.contains("Not you?") && notice.body.contains(&p.url),
+        "{}",
+        notice.body
+    );
+}
+
+#[tokio::test]
+async fn unlock_and_change_in_the_browser() {
+    let d = dev();
+    let p = portal(&d).await;
+    let u = staff_user(&d, "unlockchg").await;
+    let address = format!("{}@home.example", u.sam);
+    let b = Browser::start_with(Options {
+        lang: "de-DE",
+        ..Options::default()
+    })
+    .await;
+    b.goto(&format!("{}/enroll?lang=en", p.url)).await.unwrap();
+    b.wait_for("#password", WAIT).await.unwrap();
+    step(
+        &b,
+        &[("#username", &u.sam), ("#password", &u.password)],
+        "#email",
+        None,
+    )
+    .await;
+    step(&b, &[("#email", &address)], "#code", None).await;
+    let code = p.code_for(&address).await;
+    step(&b, &[("#code", &code)], "#result[data-state=ok]", None).await;
+
+    // Locked out by wrong binds; unlocked through the portal (in German, chosen by the switch).
+    d.lock_out(&u.dn, 5).await;
+    b.goto(&format!("{}/unlock?lang=de", p.url)).await.unwrap();
+    b.wait_for("#username", WAIT).await.unwrap();
+    assert!(b.text("h1").await.unwrap().contains("Konto entsperren"));
+    step(&b, &[("#username", &u.sam)], "#code", None).await;
+    let code = p.code_for(&address).await;
+    step(&b, &[("#code", &code)], "button[type=submit]", None).await;
+    b.screenshot("portal-09-unlock-confirm-de").await.unwrap();
+    step(&b, &[], "#result[data-state=ok]", None).await;
+    let account = p.ad.account_by_dn(&u.dn).await.unwrap().unwrap();
+    assert!(
+        !account.state.locked && account.state.bad_pwd_count == 0,
+        "{:?}",
+        account.state
+    );
+    assert_eq!(
+        d.bind(&u.dn, &u.password).await.0,
+        0,
+        "the password did not change"
+    );
+
+    // Change: the DC checks the current password; a reused one is refused in plain words.
+    b.goto(&format!("{}/change?lang=en", p.url)).await.unwrap();
+    b.wait_for("#current_password", WAIT).await.unwrap();
+    let new = format!("Browser-Change-{}-Ok", std::process::id());
+    let fields = [
+        ("#username", u.sam.as_str()),
+        ("#current_password", u.password.as_str()),
+        ("#new_password", new.as_str()),
+        ("#confirm_password", new.as_str()),
+    ];
+    step(
+        &b,
+        &fields,
+        "#result[data-state=ok]",
+        Some("portal-10-change"),
+    )
+    .await;
+    assert_eq!(d.bind(&u.dn, &new).await.0, 0);
+    assert_eq!(d.kinit(&u.sam, &new), Krb::Ok);
+    b.goto(&format!("{}/change", p.url)).await.unwrap();
+    b.wait_for("#current_password", WAIT).await.unwrap();
+    let back = [
+        ("#username", u.sam.as_str()),
+        ("#current_password", new.as_str()),
+        ("#new_password", u.password.as_str()),
+        ("#confirm_password", u.password.as_str()),
+    ];
+    step(&b, &back, "#alert", None).await;
+    assert!(
+        b.text("#alert")
+            .await
+            .unwrap()
+            .contains("You have used this password before"),
+        "AD's history rule, in plain words"
+    );
+    b.screenshot("portal-11-change-history").await.unwrap();
+
+    // Narrow screens: the pages work at 320 px.
+    b.set_window_size(320, 640).await.unwrap();
+    b.goto(&format!("{}/reset", p.url)).await.unwrap();
+    b.wait_for("#username", WAIT).await.unwrap();
+    b.screenshot("portal-12-reset-320px").await.unwrap();
+}
+
+/// Anonymous wrong current passwords through the change page stop at Rekey's own budget and
+/// never lock the AD account (invariant 35): checked on the DC itself.
+#[tokio::test]
+async fn anonymous_change_attempts_never_lock_the_account() {
+    let d = dev();
+    let p = portal(&d).await;
+    let u = staff_user(&d, "nolock").await;
+    let b = Browser::start().await;
+    for i in 0..8 {
+        b.goto(&format!("{}/change", p.url)).await.unwrap();
+        b.wait_for("#current_password", WAIT).await.unwrap();
+        let wrong = format!("Guess-{i}-Password");
+        let fields = [
+            ("#username", u.sam.as_str()),
+            ("#current_password", wrong.as_str()),
+            ("#new_password", "Whatever-New-1x"),
+            ("#confirm_password", "Whatever-New-1x"),
+        ];
+        step(&b, &fields, "#alert", None).await;
+        assert!(
+            b.text("#alert")
+                .await
+                .unwrap()
+                .contains("could not be changed")
+        );
+    }
+    let a = p.ad.account_by_dn(&u.dn).await.unwrap().unwrap();
+    let threshold = 5;
+    assert!(
+        !a.state.locked && a.state.lockout_time.is_none(),
+        "{:?}",
+        a.state
+    );
+    assert!(
+        a.state.bad_pwd_count < threshold - 1,
+        "the DC counted only Rekey's budget: {:?}",
+        a.state
+    );
+    // And the real user can still sign in.
+    assert_eq!(d.bind(&u.dn, &u.password).await.0, 0);
+    let _ = Identifier::parse(&u.sam);
+}

@@ -1,0 +1,394 @@
+//! `SmtpMailer`: `rekey_core::notify::Mailer` over SMTP with lettre (tokio, rustls + ring).
+//!
+//! lettre's async transport keeps a pool of open relay connections. Two lettre traits shape the
+//! code below: the pool needs a Tokio runtime when it is created and when it is dropped (it spawns
+//! cleanup tasks), and only the connect step has a timeout. So the transport is built lazily by
+//! the first `send` (inside the caller's runtime), dropped inside that runtime, and every send runs
+//! to completion in its own task under a deadline. A send that misses the deadline retires the
+//! whole pool: its half-used connection must not be handed to the next mail.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue, MIME_VERSION_1_0};
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+use lettre::transport::smtp::{AsyncSmtpTransportBuilder, Error as SmtpError};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use rekey_core::BoxFuture;
+use rekey_core::notify::{Email, Mailer, NotifyError};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use tokio::runtime::Handle;
+use tracing::{debug, warn};
+
+use crate::config::{SmtpConfig, TlsMode};
+use crate::{SetupError, mask_email};
+
+/// Sends plain-text UTF-8 mail through one configured relay.
+///
+/// Build it once (at start) and share it: connections to the relay are pooled and reused. The
+/// first `send` must run inside a Tokio runtime; the pool belongs to that runtime.
+pub struct SmtpMailer {
+    from: Mailbox,
+    /// Right-hand side of Message-IDs: the sender's domain.
+    id_domain: String,
+    builder: AsyncSmtpTransportBuilder,
+    timeout: Duration,
+    relay: String,
+    slot: Arc<Mutex<Slot>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u64,
+    live: Option<Live>,
+}
+
+/// A built transport and the runtime its pool lives in.
+struct Live {
+    generation: u64,
+    runtime: Handle,
+    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // lettre's pool spawns its shutdown on drop, which needs a runtime context.
+        let _entered = self.runtime.enter();
+        drop(self.transport.take());
+    }
+}
+
+impl SmtpMailer {
+    /// Check the settings, load the password and the trusted CA. Opens no connection: the relay
+    /// may be down at start; sends then fail with `NotifyError::Unavailable`.
+    ///
+    /// # Errors
+    /// `SetupError::Config` naming the offending `smtp.*` key, or `SetupError::Tls`.
+    pub fn new(config: &SmtpConfig) -> Result<Self, SetupError> {
+        let checked = config.check()?;
+        let host = config
+            .host
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let tls = match config.tls {
+            TlsMode::None => {
+                if !config.host_is_loopback() {
+                    warn!(
+                        host,
+                        "smtp.tls = \"none\": mail (one-time codes included) travels unencrypted \
+                         to a relay that is not on this host"
+                    );
+                }
+                if config.ca_file.is_some() {
+                    warn!("smtp.ca_file is ignored: smtp.tls is \"none\"");
+                }
+                Tls::None
+            }
+            TlsMode::Starttls => Tls::Required(tls_parameters(&host, config)?),
+            TlsMode::Tls => Tls::Wrapper(tls_parameters(&host, config)?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
+            .port(checked.port)
+            .tls(tls)
+            .timeout(Some(checked.timeout));
+        if let Some((user, password)) = checked.credentials {
+            builder = builder.credentials(Credentials::new(user, password));
+        }
+        let id_domain = checked.from.email.domain().to_owned();
+        debug!(host, port = checked.port, tls = ?config.tls, "mail relay configured");
+        Ok(Self {
+            from: checked.from,
+            id_domain,
+            builder,
+            timeout: checked.timeout,
+            relay: format!("{host}:{}", checked.port),
+            slot: Arc::default(),
+        })
+    }
+
+    /// The message as it goes on the wire: From, To, Subject, Date, Message-ID, `MIME-Version`,
+    /// `Content-Type: text/plain; charset=utf-8` (lettre picks the transfer encoding),
+    /// `Auto-Submitted: auto-generated`, `X-Auto-Response-Suppress: All`.
+    fn message(&self, mail: &Email) -> Result<(Message, String), NotifyError> {
+        let to: Mailbox = mail.to.trim().parse().map_err(|e| {
+            NotifyError::Address(format!(
+                "{} is not a mail address: {e}",
+                mask_email(&mail.to)
+            ))
+        })?;
+        let domain = to.email.domain().to_owned();
+        let message_id = format!(
+            "<{:016x}{:016x}.rekey@{}>",
+            fastrand::u64(..),
+            fastrand::u64(..),
+            self.id_domain
+        );
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(one_line(&mail.subject))
+            .message_id(Some(message_id))
+            .header(AutoSubmitted)
+            .header(AutoResponseSuppress)
+            .header(MIME_VERSION_1_0)
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.body.clone())
+            .map_err(|e| NotifyError::Address(format!("{}: {e}", mask_email(&mail.to))))?;
+        Ok((message, domain))
+    }
+
+    /// The pooled transport, built on first use inside the caller's runtime.
+    fn transport(&self) -> Result<(u64, AsyncSmtpTransport<Tokio1Executor>), NotifyError> {
+        let runtime = Handle::try_current().map_err(|_| {
+            NotifyError::Unavailable("the mailer must be used inside a Tokio runtime".into())
+        })?;
+        let mut slot = lock(&self.slot);
+        if let Some(Live {
+            generation,
+            transport: Some(transport),
+            ..
+        }) = &slot.live
+        {
+            return Ok((*generation, transport.clone()));
+        }
+        slot.generation += 1;
+        let generation = slot.generation;
+        let transport = self.builder.clone().build::<Tokio1Executor>();
+        slot.live = Some(Live {
+            generation,
+            runtime,
+            transport: Some(transport.clone()),
+        });
+        Ok((generation, transport))
+    }
+}
+
+impl Mailer for SmtpMailer {
+    fn send<'a>(&'a self, mail: &'a Email) -> BoxFuture<'a, Result<(), NotifyError>> {
+        Box::pin(async move {
+            let (message, domain) = self.message(mail)?;
+            let (generation, transport) = self.transport()?;
+            let slot = Arc::clone(&self.slot);
+            let deadline = self.timeout;
+            let started = Instant::now();
+            debug!(domain, "sending mail");
+            // Its own task: a caller that gives up (a dropped request) must not cut a connection
+            // off mid-command, because lettre would put it back in the pool.
+            let task = tokio::spawn(async move {
+                let mut send = std::pin::pin!(transport.send(message));
+                match tokio::time::timeout(deadline, send.as_mut()).await {
+                    Ok(result) => result.map(drop).map_err(|e| classify(&e)),
+                    Err(_) => {
+                        // Before `send` is dropped and its connection recycled.
+                        retire(&slot, generation);
+                        Err(NotifyError::Unavailable(format!(
+                            "the mail relay did not answer within {} ms",
+                            deadline.as_millis()
+                        )))
+                    }
+                }
+            });
+            let outcome = task.await.unwrap_or_else(|e| {
+                Err(NotifyError::Unavailable(format!(
+                    "the mail task failed: {e}"
+                )))
+            });
+            let elapsed_ms = started.elapsed().as_millis();
+            match &outcome {
+                Ok(()) => debug!(domain, elapsed_ms, "mail accepted by the relay"),
+                Err(error) => debug!(domain, elapsed_ms, %error, "mail not sent"),
+            }
+            outcome
+        })
+    }
+}
+
+impl fmt::Debug for SmtpMailer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpMailer")
+            .field("relay", &self.relay)
+            .field("from", &self.from.to_string())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Drop the pool a timed-out send used (unless it was replaced already); the next send builds a
+/// fresh one.
+fn retire(slot: &Mutex<Slot>, generation: u64) {
+    let old = {
+        let mut slot = lock(slot);
+        match &slot.live {
+            Some(live) if live.generation == generation => slot.live.take(),
+            _ => None,
+        }
+    };
+    drop(old);
+}
+
+/// 5xx → refused for good; everything else (connect, TLS, timeouts, 4xx, broken answers) →
+/// the relay is unavailable and nothing certain was delivered.
+fn classify(error: &SmtpError) -> NotifyError {
+    if error.is_permanent() {
+        NotifyError::Refused(error.to_string())
+    } else {
+        NotifyError::Unavailable(error.to_string())
+    }
+}
+
+/// A subject is one header line: control characters (CR, LF, tabs) become spaces.
+fn one_line(subject: &str) -> String {
+    subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn tls_parameters(host: &str, config: &SmtpConfig) -> Result<TlsParameters, SetupError> {
+    let mut builder = TlsParameters::builder(host.to_owned());
+    if let Some(path) = &config.ca_file {
+        let bad = |why: String| SetupError::Config {
+            key: "smtp.ca_file",
+            why: format!("{}: {why}", path.display()),
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no PEM certificate in it".into()));
+        }
+        for cert in certs {
+            let cert = Certificate::from_der(cert.to_vec()).map_err(|e| bad(e.to_string()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        // Only the configured CA, like the LDAPS side.
+        builder = builder.certificate_store(CertificateStore::None);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| SetupError::Tls(e.to_string()))
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): no vacation replies, no bounces to it.
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".to_owned())
+    }
+}
+
+/// `X-Auto-Response-Suppress: All`: the same request in Exchange's dialect.
+#[derive(Clone)]
+struct AutoResponseSuppress;
+
+impl Header for AutoResponseSuppress {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Auto-Response-Suppress")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "All".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mailer() -> SmtpMailer {
+        let mut config = SmtpConfig::new("127.0.0.1", "Rekey <rekey@corp.example.com>");
+        config.tls = TlsMode::None;
+        config.port = Some(1);
+        SmtpMailer::new(&config).unwrap()
+    }
+
+    fn email(to: &str, subject: &str) -> Email {
+        Email {
+            to: to.into(),
+            subject: subject.into(),
+            body: "Your code: 123456".into(),
+        }
+    }
+
+    #[test]
+    fn message_has_the_headers() {
+        let (message, domain) = mailer()
+            .message(&email("alice@corp.example.com", "Your code"))
+            .unwrap();
+        assert_eq!(domain, "corp.example.com");
+        let wire = String::from_utf8(message.formatted()).unwrap();
+        for header in [
+            "From: Rekey <rekey@corp.example.com>\r\n",
+            "To: alice@corp.example.com\r\n",
+            "Subject: Your code\r\n",
+            "Date: ",
+            "Auto-Submitted: auto-generated\r\n",
+            "X-Auto-Response-Suppress: All\r\n",
+            "Content-Type: text/plain; charset=utf-8\r\n",
+            "MIME-Version: 1.0\r\n",
+        ] {
+            assert!(wire.contains(header), "{header:?} missing in\n{wire}");
+        }
+        assert!(wire.contains(".rekey@corp.example.com>\r\n"), "{wire}");
+    }
+
+    #[test]
+    fn subject_cannot_inject_headers() {
+        let (message, _) = mailer()
+            .message(&email(
+                "alice@corp.example.com",
+                "Hi\r\nBcc: eve@evil.example",
+            ))
+            .unwrap();
+        let wire = String::from_utf8(message.formatted()).unwrap();
+        assert!(!wire.contains("\r\nBcc:"), "{wire}");
+    }
+
+    #[test]
+    fn bad_recipients_are_address_errors_and_masked() {
+        for to in [
+            "",
+            "alice",
+            "alice@corp.example.com\r\nBcc: eve@evil.example",
+            "a@x.com, b@y.com",
+        ] {
+            match mailer().message(&email(to, "x")) {
+                Err(NotifyError::Address(why)) => {
+                    assert!(!why.contains("alice@corp"), "unmasked: {why}");
+                }
+                other => panic!("{to:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_secrets() {
+        let shown = format!("{:?}", mailer());
+        assert!(shown.contains("127.0.0.1:1"), "{shown}");
+    }
+}

@@ -1,0 +1,498 @@
+//! `Store` for `SqlStore`: one statement per operation where possible, a locked transaction where
+//! a read decides the write.
+
+use rekey_core::audit::{AuditEvent, AuditRecord, GENESIS, chain_hash};
+use rekey_core::store::{
+    Challenge, Enrollment, FlowKind, FlowRecord, MethodKind, Store, StoreError, StoreResult,
+    UnixTime,
+};
+use rekey_core::{BoxFuture, Guid};
+
+use crate::{Pool, RATE_EVENT_RETENTION, SqlStore, map_err};
+
+/// Run `$body` with `$p` bound to the concrete pool (the same SQL serves both dialects).
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Run `$body` with `$tx` a transaction that holds the write lock for `(ns, key)`:
+/// `BEGIN IMMEDIATE` on SQLite (one writer at a time), an advisory transaction lock on PostgreSQL
+/// (READ COMMITTED, so statements after the lock see what the previous holder committed).
+/// Commits when `$body` returns `Ok`; a dropped transaction rolls back.
+macro_rules! serialized {
+    ($store:expr, $ns:expr, $key:expr, |$tx:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite(p) => {
+                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                Ok(out)
+            }
+            Pool::Postgres(p) => {
+                let mut $tx = p.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                    .bind($ns)
+                    .bind($key)
+                    .execute(&mut *$tx)
+                    .await?;
+                let out = $body;
+                $tx.commit().await?;
+                Ok(out)
+            }
+        }
+    };
+}
+
+/// Advisory-lock namespaces (the first key of PostgreSQL's two-key form).
+const LOCK_NS_RATE: i32 = 0x52_4b_01; // "RK" 1
+const LOCK_NS_AUDIT: i32 = 0x52_4b_02; // "RK" 2
+
+type FlowRow = (String, String, Option<Vec<u8>>, String, i64, i64, i64);
+type ChallengeRow = (String, String, Vec<u8>, String, Vec<u8>, i64, i64);
+type AuditRow = (i64, String, Vec<u8>, Vec<u8>);
+
+macro_rules! flow_columns {
+    () => {
+        "id, kind, user_guid, state, version, created_at, expires_at"
+    };
+}
+macro_rules! challenge_columns {
+    () => {
+        "id, flow_id, user_guid, purpose, code_hash, expires_at, failed_attempts"
+    };
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+fn guid(bytes: &[u8]) -> StoreResult<Guid> {
+    Guid::from_bytes(bytes).ok_or_else(|| corrupt("user GUID is not 16 bytes"))
+}
+
+fn hash32(bytes: &[u8]) -> Result<[u8; 32], sqlx::Error> {
+    bytes
+        .try_into()
+        .map_err(|_| sqlx::Error::Decode("audit hash is not 32 bytes".into()))
+}
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+fn flow_record(row: FlowRow) -> StoreResult<FlowRecord> {
+    let (id, kind, user, state, version, created_at, expires_at) = row;
+    Ok(FlowRecord {
+        id,
+        kind: FlowKind::parse(&kind).ok_or_else(|| corrupt("unknown flow kind"))?,
+        user: user.as_deref().map(guid).transpose()?,
+        state,
+        version,
+        created_at,
+        expires_at,
+    })
+}
+
+fn challenge_record(row: ChallengeRow) -> StoreResult<Challenge> {
+    let (id, flow_id, user, purpose, code_hash, expires_at, failed) = row;
+    Ok(Challenge {
+        id,
+        flow_id,
+        user: guid(&user)?,
+        purpose,
+        code_hash,
+        expires_at,
+        failed_attempts: u32::try_from(failed).map_err(|_| corrupt("negative attempt count"))?,
+    })
+}
+
+fn audit_record(row: AuditRow) -> StoreResult<AuditRecord> {
+    let (seq, body, prev_hash, hash) = row;
+    Ok(AuditRecord {
+        seq,
+        body,
+        prev_hash: hash32(&prev_hash).map_err(map_err)?,
+        hash: hash32(&hash).map_err(map_err)?,
+    })
+}
+
+impl SqlStore {
+    async fn hit_inner(&self, key: &str, now: UnixTime, window: i64) -> Result<i64, sqlx::Error> {
+        const PRUNE: &str = "DELETE FROM rate_events WHERE event_key = $1 AND happened_at <= $2";
+        const INSERT: &str = "INSERT INTO rate_events (event_key, happened_at) VALUES ($1, $2)";
+        const COUNT: &str = "SELECT COUNT(*) FROM rate_events \
+             WHERE event_key = $1 AND happened_at > $2 AND happened_at <= $3";
+        let horizon = now.saturating_sub(window.max(RATE_EVENT_RETENTION));
+        let since = now.saturating_sub(window);
+        serialized!(self, LOCK_NS_RATE, key, |tx| {
+            sqlx::query(PRUNE)
+                .bind(key)
+                .bind(horizon)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT)
+                .bind(key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query_scalar::<_, i64>(COUNT)
+                .bind(key)
+                .bind(since)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+        })
+    }
+
+    async fn append_inner(&self, event: &AuditEvent) -> Result<AuditRecord, sqlx::Error> {
+        const HEAD: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+        const INSERT: &str =
+            "INSERT INTO audit (seq, body, prev_hash, hash, at_ms) VALUES ($1, $2, $3, $4, $5)";
+        let body = event.canonical();
+        serialized!(self, LOCK_NS_AUDIT, "audit", |tx| {
+            let head: Option<(i64, Vec<u8>)> =
+                sqlx::query_as(HEAD).fetch_optional(&mut *tx).await?;
+            let (seq, prev_hash) = match head {
+                Some((seq, hash)) => (seq + 1, hash32(&hash)?),
+                None => (1, GENESIS),
+            };
+            let hash = chain_hash(&prev_hash, seq, &body);
+            sqlx::query(INSERT)
+                .bind(seq)
+                .bind(&body)
+                .bind(prev_hash.as_slice())
+                .bind(hash.as_slice())
+                .bind(event.at_ms)
+                .execute(&mut *tx)
+                .await?;
+            AuditRecord {
+                seq,
+                body,
+                prev_hash,
+                hash,
+            }
+        })
+    }
+}
+
+impl Store for SqlStore {
+    fn insert_flow<'a>(&'a self, flow: &'a FlowRecord) -> BoxFuture<'a, StoreResult<()>> {
+        const SQL: &str = concat!(
+            "INSERT INTO flows (",
+            flow_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        );
+        Box::pin(async move {
+            let user = flow.user.as_ref().map(|g| g.0.as_slice());
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(&flow.id)
+                .bind(flow.kind.as_str())
+                .bind(user)
+                .bind(&flow.state)
+                .bind(flow.version)
+                .bind(flow.created_at)
+                .bind(flow.expires_at)
+                .execute(p)
+                .await
+                .map(drop))
+            .map_err(map_err)
+        })
+    }
+
+    /// Live while `now < expires_at`.
+    fn flow<'a>(
+        &'a self,
+        id: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<Option<FlowRecord>>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            flow_columns!(),
+            " FROM flows WHERE id = $1 AND expires_at > $2"
+        );
+        Box::pin(async move {
+            let row: Option<FlowRow> = on_pool!(self, |p| sqlx::query_as(SQL)
+                .bind(id)
+                .bind(now)
+                .fetch_optional(p)
+                .await)
+            .map_err(map_err)?;
+            row.map(flow_record).transpose()
+        })
+    }
+
+    fn update_flow<'a>(&'a self, flow: &'a FlowRecord) -> BoxFuture<'a, StoreResult<bool>> {
+        const SQL: &str = "UPDATE flows SET state = $1, expires_at = $2, version = version + 1 \
+                           WHERE id = $3 AND version = $4";
+        Box::pin(async move {
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(&flow.state)
+                .bind(flow.expires_at)
+                .bind(&flow.id)
+                .bind(flow.version)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected() == 1))
+            .map_err(map_err)
+        })
+    }
+
+    fn delete_flow<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        const SQL: &str = "DELETE FROM flows WHERE id = $1";
+        Box::pin(async move {
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(id)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected() == 1))
+            .map_err(map_err)
+        })
+    }
+
+    /// Their challenges go with them (foreign key, `ON DELETE CASCADE`).
+    fn delete_user_flows<'a>(&'a self, user: &'a Guid) -> BoxFuture<'a, StoreResult<u64>> {
+        const SQL: &str = "DELETE FROM flows WHERE user_guid = $1";
+        Box::pin(async move {
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(user.0.as_slice())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))
+            .map_err(map_err)
+        })
+    }
+
+    fn enrollments<'a>(&'a self, user: &'a Guid) -> BoxFuture<'a, StoreResult<Vec<Enrollment>>> {
+        const SQL: &str = "SELECT method, value, verified_at FROM enrollments \
+                           WHERE user_guid = $1 ORDER BY method";
+        Box::pin(async move {
+            let rows: Vec<(String, String, i64)> = on_pool!(self, |p| sqlx::query_as(SQL)
+                .bind(user.0.as_slice())
+                .fetch_all(p)
+                .await)
+            .map_err(map_err)?;
+            rows.into_iter()
+                .map(|(method, value, verified_at)| {
+                    Ok(Enrollment {
+                        user: *user,
+                        method: MethodKind::parse(&method)
+                            .ok_or_else(|| corrupt("unknown enrollment method"))?,
+                        value,
+                        verified_at,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn upsert_enrollment<'a>(
+        &'a self,
+        enrollment: &'a Enrollment,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        const SQL: &str = "INSERT INTO enrollments (user_guid, method, value, verified_at) \
+                           VALUES ($1, $2, $3, $4) ON CONFLICT (user_guid, method) \
+                           DO UPDATE SET value = excluded.value, verified_at = excluded.verified_at";
+        Box::pin(async move {
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(enrollment.user.0.as_slice())
+                .bind(enrollment.method.as_str())
+                .bind(&enrollment.value)
+                .bind(enrollment.verified_at)
+                .execute(p)
+                .await
+                .map(drop))
+            .map_err(map_err)
+        })
+    }
+
+    fn delete_enrollment<'a>(
+        &'a self,
+        user: &'a Guid,
+        method: MethodKind,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        const SQL: &str = "DELETE FROM enrollments WHERE user_guid = $1 AND method = $2";
+        Box::pin(async move {
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(user.0.as_slice())
+                .bind(method.as_str())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected() > 0))
+            .map_err(map_err)
+        })
+    }
+
+    /// The flow must exist (a challenge belongs to it and dies with it). The replacement takes
+    /// the new `id`, so the old challenge's id no longer fails or consumes anything.
+    fn put_challenge<'a>(&'a self, challenge: &'a Challenge) -> BoxFuture<'a, StoreResult<()>> {
+        const SQL: &str = concat!(
+            "INSERT INTO challenges (",
+            challenge_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (flow_id, purpose) DO UPDATE SET id = excluded.id, \
+             user_guid = excluded.user_guid, code_hash = excluded.code_hash, \
+             expires_at = excluded.expires_at, failed_attempts = excluded.failed_attempts"
+        );
+        Box::pin(async move {
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(&challenge.id)
+                .bind(&challenge.flow_id)
+                .bind(challenge.user.0.as_slice())
+                .bind(&challenge.purpose)
+                .bind(&challenge.code_hash)
+                .bind(challenge.expires_at)
+                .bind(i64::from(challenge.failed_attempts))
+                .execute(p)
+                .await
+                .map(drop))
+            .map_err(map_err)
+        })
+    }
+
+    /// Live while `now < expires_at`.
+    fn challenge<'a>(
+        &'a self,
+        flow_id: &'a str,
+        purpose: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<Option<Challenge>>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            challenge_columns!(),
+            " FROM challenges WHERE flow_id = $1 AND purpose = $2 AND expires_at > $3"
+        );
+        Box::pin(async move {
+            let row: Option<ChallengeRow> = on_pool!(self, |p| sqlx::query_as(SQL)
+                .bind(flow_id)
+                .bind(purpose)
+                .bind(now)
+                .fetch_optional(p)
+                .await)
+            .map_err(map_err)?;
+            row.map(challenge_record).transpose()
+        })
+    }
+
+    /// A challenge that no longer exists (consumed, replaced) counts as exhausted: `u32::MAX`.
+    fn fail_challenge<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<u32>> {
+        const SQL: &str = "UPDATE challenges SET failed_attempts = failed_attempts + 1 \
+                           WHERE id = $1 RETURNING failed_attempts";
+        Box::pin(async move {
+            let n: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(SQL)
+                .bind(id)
+                .fetch_optional(p)
+                .await)
+            .map_err(map_err)?;
+            Ok(n.map_or(u32::MAX, count))
+        })
+    }
+
+    fn consume_challenge<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        const SQL: &str = "DELETE FROM challenges WHERE id = $1";
+        Box::pin(async move {
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(id)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected() == 1))
+            .map_err(map_err)
+        })
+    }
+
+    /// Serialized per key (see the crate docs); also prunes the key's events older than the larger
+    /// of `window` and [`RATE_EVENT_RETENTION`](crate::RATE_EVENT_RETENTION).
+    fn hit<'a>(
+        &'a self,
+        key: &'a str,
+        now: UnixTime,
+        window: i64,
+    ) -> BoxFuture<'a, StoreResult<u32>> {
+        Box::pin(async move {
+            self.hit_inner(key, now, window)
+                .await
+                .map(count)
+                .map_err(map_err)
+        })
+    }
+
+    fn hits<'a>(
+        &'a self,
+        key: &'a str,
+        now: UnixTime,
+        window: i64,
+    ) -> BoxFuture<'a, StoreResult<u32>> {
+        const SQL: &str = "SELECT COUNT(*) FROM rate_events \
+                           WHERE event_key = $1 AND happened_at > $2 AND happened_at <= $3";
+        Box::pin(async move {
+            let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
+                .bind(key)
+                .bind(now.saturating_sub(window))
+                .bind(now)
+                .fetch_one(p)
+                .await)
+            .map_err(map_err)?;
+            Ok(count(n))
+        })
+    }
+
+    fn lock<'a>(&'a self, key: &'a str, until: UnixTime) -> BoxFuture<'a, StoreResult<()>> {
+        const SQL: &str = "INSERT INTO locks (lock_key, locked_until) VALUES ($1, $2) \
+                           ON CONFLICT (lock_key) DO UPDATE SET locked_until = excluded.locked_until \
+                           WHERE excluded.locked_until > locks.locked_until";
+        Box::pin(async move {
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(key)
+                .bind(until)
+                .execute(p)
+                .await
+                .map(drop))
+            .map_err(map_err)
+        })
+    }
+
+    /// Locked while `now < until`.
+    fn locked_until<'a>(
+        &'a self,
+        key: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<Option<UnixTime>>> {
+        const SQL: &str =
+            "SELECT locked_until FROM locks WHERE lock_key = $1 AND locked_until > $2";
+        Box::pin(async move {
+            on_pool!(self, |p| sqlx::query_scalar(SQL)
+                .bind(key)
+                .bind(now)
+                .fetch_optional(p)
+                .await)
+            .map_err(map_err)
+        })
+    }
+
+    /// Serialized by a write lock (see the crate docs): the head is read and the next record
+    /// inserted in one transaction.
+    fn append_audit<'a>(
+        &'a self,
+        event: &'a AuditEvent,
+    ) -> BoxFuture<'a, StoreResult<AuditRecord>> {
+        Box::pin(async move { self.append_inner(event).await.map_err(map_err) })
+    }
+
+    fn audit_after(&self, after: i64, limit: u32) -> BoxFuture<'_, StoreResult<Vec<AuditRecord>>> {
+        const SQL: &str = "SELECT seq, body, prev_hash, hash FROM audit \
+                           WHERE seq > $1 ORDER BY seq LIMIT $2";
+        Box::pin(async move {
+            let rows: Vec<AuditRow> = on_pool!(self, |p| sqlx::query_as(SQL)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await)
+            .map_err(map_err)?;
+            rows.into_iter().map(audit_record).collect()
+        })
+    }
+}
