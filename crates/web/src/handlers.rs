@@ -467,19 +467,19 @@ pub async fn password_post(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let policy = s.engine.reset_policy(&flow).await;
-    let policy = match policy {
-        Ok(p) => p,
-        Err(e) => return ctx.error(&e, "/reset"),
+    // The policy is read again only to re-render the form after a refusal (the happy path costs
+    // no extra directory round trips).
+    let again = |alert: Option<String>, errors: (Option<String>, Option<String>)| {
+        let (s, ctx, flow) = (&s, &ctx, &flow);
+        async move {
+            match s.engine.reset_policy(flow).await {
+                Ok(p) => ctx.render(StatusCode::OK, &password_form(ctx, Some(&p), alert, errors)),
+                Err(e) => ctx.error(&e, "/reset"),
+            }
+        }
     };
     if f.new_password != f.confirm_password {
-        let form = password_form(
-            &ctx,
-            Some(&policy),
-            None,
-            (None, Some(ctx.t.mismatch.into())),
-        );
-        return ctx.render(StatusCode::OK, &form);
+        return again(None, (None, Some(ctx.t.mismatch.into()))).await;
     }
     let new = Password::new(f.new_password);
     match s.engine.complete_reset(&ctx.req, &flow, &new).await {
@@ -490,17 +490,11 @@ pub async fn password_post(
                 .map(|v| violation_text(ctx.t, v))
                 .collect::<Vec<_>>()
                 .join(" · ");
-            ctx.render(
-                StatusCode::OK,
-                &password_form(&ctx, Some(&policy), None, (Some(msg), None)),
-            )
+            again(None, (Some(msg), None)).await
         }
         Err(e @ EngineError::Landing(_)) => {
             let msg = i18n::message(ctx.t, e.code(), e.message()).to_owned();
-            ctx.render(
-                StatusCode::OK,
-                &password_form(&ctx, Some(&policy), Some(msg), (None, None)),
-            )
+            again(Some(msg), (None, None)).await
         }
         Err(e) => ctx.error(&e, "/reset"),
     }
