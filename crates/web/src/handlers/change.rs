@@ -1,0 +1,148 @@
+//! Change: user name, current and new password, one engine call.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use rekey_core::Password;
+use rekey_core::engine::EngineError;
+use serde::Deserialize;
+
+use super::{Ctx, ScalarForm};
+use crate::AppState;
+use crate::views::{Field, Form, Outcome};
+
+#[derive(Deserialize)]
+pub struct ChangeForm {
+    csrf: String,
+    username: String,
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+fn change_form(
+    ctx: &Ctx,
+    alert: Option<String>,
+    username: &str,
+    confirm_error: Option<String>,
+) -> Form {
+    let mut user =
+        Field::new("username", ctx.t.username, "text", "username").hint(ctx.t.username_hint);
+    user.value = username.to_owned();
+    let mut confirm = Field::new(
+        "confirm_password",
+        ctx.t.confirm_password,
+        "password",
+        "new-password",
+    );
+    confirm.error = confirm_error;
+    Form {
+        c: ctx.common(ctx.t.change_title),
+        lead: None,
+        support_id: alert.as_ref().map(|_| ctx.req.support_id.clone()),
+        alert,
+        rules: vec![],
+        action: "/change",
+        fields: vec![
+            user,
+            Field::new(
+                "current_password",
+                ctx.t.current_password,
+                "password",
+                "current-password",
+            ),
+            Field::new(
+                "new_password",
+                ctx.t.new_password,
+                "password",
+                "new-password",
+            ),
+            confirm,
+        ],
+        button: ctx.t.change_button,
+    }
+}
+
+pub async fn change(ctx: Ctx) -> Response {
+    ctx.render(StatusCode::OK, &change_form(&ctx, None, "", None))
+}
+
+pub async fn change_post(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    ScalarForm(f): ScalarForm<ChangeForm>,
+) -> Response {
+    if !ctx.csrf_ok(&f.csrf) {
+        return ctx.forbidden();
+    }
+    if f.new_password != f.confirm_password {
+        return ctx.render(
+            StatusCode::OK,
+            &change_form(&ctx, None, &f.username, Some(ctx.t.mismatch.into())),
+        );
+    }
+    let (old, new) = (
+        Password::new(f.current_password),
+        Password::new(f.new_password),
+    );
+    match s.engine.change(&ctx.req, &f.username, &old, &new).await {
+        Ok(out) => {
+            let page = Outcome {
+                c: ctx.common(ctx.t.done_title),
+                ok: true,
+                message: ctx.t.change_done.into(),
+                zones: vec![],
+                support_id: out.support_id,
+            };
+            ctx.render(StatusCode::OK, &page)
+        }
+        Err(EngineError::TooSoon { allowed_at }) => {
+            let e = EngineError::TooSoon { allowed_at };
+            let mut msg = ctx.say(&e);
+            if let Some(at) = allowed_at {
+                msg = format!("{msg} {}", ctx.t.allowed_at.replace("{}", &utc(at)));
+            }
+            ctx.render(
+                StatusCode::OK,
+                &change_form(&ctx, Some(msg), &f.username, None),
+            )
+        }
+        Err(e @ (EngineError::ChangeRefused | EngineError::Landing(_))) => {
+            let msg = ctx.say(&e);
+            ctx.render(
+                StatusCode::OK,
+                &change_form(&ctx, Some(msg), &f.username, None),
+            )
+        }
+        Err(e) => ctx.error(&e, "/change"),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC, from Unix seconds (civil-from-days, no calendar crate needed).
+fn utc(ts: i64) -> String {
+    let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00");
+        assert_eq!(super::utc(1_800_000_000), "2027-01-15 08:00");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00");
+    }
+}

@@ -1,0 +1,365 @@
+//! Reset and unlock: identify, code, new password, unlock confirmation, outcome.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use rekey_core::Password;
+use rekey_core::engine::EngineError;
+use serde::Deserialize;
+
+use super::{Ctx, FlowCookie, ScalarForm};
+use crate::AppState;
+use crate::views::{Field, Form, Outcome};
+use axum::http::header;
+use rekey_core::engine::ResetOutcome;
+use rekey_core::policy::{PasswordPolicy, PolicySource, Violation};
+use rekey_core::store::FlowKind;
+
+use crate::i18n::{self, Texts};
+use crate::security::{self, FLOW_COOKIE};
+
+#[derive(Deserialize)]
+pub struct IdentifyForm {
+    csrf: String,
+    username: String,
+}
+
+fn identify_form(ctx: &Ctx, kind: FlowKind) -> Form {
+    let (heading, action) = match kind {
+        FlowKind::Unlock => (ctx.t.unlock_title, "/unlock"),
+        _ => (ctx.t.reset_title, "/reset"),
+    };
+    Form {
+        c: ctx.common(heading),
+        lead: Some(ctx.t.identify_lead.into()),
+        alert: None,
+        support_id: None,
+        rules: vec![],
+        action,
+        fields: vec![
+            Field::new("username", ctx.t.username, "text", "username").hint(ctx.t.username_hint),
+        ],
+        button: ctx.t.continue_,
+    }
+}
+
+pub async fn reset_identify(ctx: Ctx) -> Response {
+    ctx.render(StatusCode::OK, &identify_form(&ctx, FlowKind::Reset))
+}
+
+pub async fn unlock_identify(ctx: Ctx) -> Response {
+    ctx.render(StatusCode::OK, &identify_form(&ctx, FlowKind::Unlock))
+}
+
+pub async fn reset_identify_post(
+    s: State<AppState>,
+    ctx: Ctx,
+    f: ScalarForm<IdentifyForm>,
+) -> Response {
+    identify_post(s, ctx, f, FlowKind::Reset, "/reset/code").await
+}
+
+pub async fn unlock_identify_post(
+    s: State<AppState>,
+    ctx: Ctx,
+    f: ScalarForm<IdentifyForm>,
+) -> Response {
+    identify_post(s, ctx, f, FlowKind::Unlock, "/unlock/code").await
+}
+
+/// Same answer, same time, whatever the account (invariant 9).
+async fn identify_post(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    ScalarForm(f): ScalarForm<IdentifyForm>,
+    kind: FlowKind,
+    next: &str,
+) -> Response {
+    let deadline = tokio::time::Instant::now() + s.cfg.identify_deadline;
+    if !ctx.csrf_ok(&f.csrf) {
+        return ctx.forbidden();
+    }
+    let result = s.engine.start_reset(&ctx.req, kind, &f.username).await;
+    tokio::time::sleep_until(deadline).await;
+    match result {
+        Ok(flow) => ctx.redirect(next, FlowCookie::Set(flow)),
+        Err(e) => ctx.error(
+            &e,
+            if kind == FlowKind::Unlock {
+                "/unlock"
+            } else {
+                "/reset"
+            },
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    pub(super) csrf: String,
+    pub(super) code: String,
+}
+
+pub(super) fn code_form(
+    ctx: &Ctx,
+    action: &'static str,
+    lead: &'static str,
+    error: Option<String>,
+) -> Form {
+    let mut field = Field::new("code", ctx.t.code_label, "text", "one-time-code");
+    field.error = error;
+    Form {
+        c: ctx.common(ctx.t.code_title),
+        lead: Some(lead.into()),
+        alert: None,
+        support_id: None,
+        rules: vec![],
+        action,
+        fields: vec![field],
+        button: ctx.t.verify,
+    }
+}
+
+pub async fn reset_code(ctx: Ctx) -> Response {
+    match ctx.flow_or_restart("/reset") {
+        Ok(_) => ctx.render(
+            StatusCode::OK,
+            &code_form(&ctx, "/reset/code", ctx.t.code_lead, None),
+        ),
+        Err(r) => r,
+    }
+}
+
+pub async fn unlock_code(ctx: Ctx) -> Response {
+    match ctx.flow_or_restart("/unlock") {
+        Ok(_) => ctx.render(
+            StatusCode::OK,
+            &code_form(&ctx, "/unlock/code", ctx.t.code_lead, None),
+        ),
+        Err(r) => r,
+    }
+}
+
+pub async fn reset_code_post(s: State<AppState>, ctx: Ctx, f: ScalarForm<CodeForm>) -> Response {
+    code_post(s, ctx, f, "/reset", "/reset/code", "/reset/password").await
+}
+
+pub async fn unlock_code_post(s: State<AppState>, ctx: Ctx, f: ScalarForm<CodeForm>) -> Response {
+    code_post(s, ctx, f, "/unlock", "/unlock/code", "/unlock/confirm").await
+}
+
+async fn code_post(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    ScalarForm(f): ScalarForm<CodeForm>,
+    again: &'static str,
+    here: &'static str,
+    next: &str,
+) -> Response {
+    if !ctx.csrf_ok(&f.csrf) {
+        return ctx.forbidden();
+    }
+    let flow = match ctx.flow_or_restart(again) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match s.engine.verify_reset_code(&ctx.req, &flow, &f.code).await {
+        Ok(rotated) => ctx.redirect(next, FlowCookie::Set(rotated)),
+        Err(e @ EngineError::WrongCode) => {
+            let msg = ctx.say(&e);
+            ctx.render(
+                StatusCode::OK,
+                &code_form(&ctx, here, ctx.t.code_lead, Some(msg)),
+            )
+        }
+        Err(e) => ctx.error(&e, again),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+fn rules(t: &Texts, p: &PasswordPolicy) -> Vec<String> {
+    let mut out = vec![t.policy_min_length.replace("{}", &p.min_length.to_string())];
+    if p.complexity {
+        out.push(t.policy_complexity.into());
+    }
+    if p.history_length > 0 {
+        out.push(
+            t.policy_history
+                .replace("{}", &p.history_length.to_string()),
+        );
+    }
+    if matches!(p.source, PolicySource::Pso { .. }) {
+        out.push(t.policy_source_pso.into());
+    }
+    out
+}
+
+fn violation_text(t: &Texts, v: &Violation) -> String {
+    match v {
+        Violation::TooShort { min, .. } => t.policy_min_length.replace("{}", &min.to_string()),
+        Violation::TooFewCategories { .. } | Violation::ContainsName => t.policy_complexity.into(),
+        Violation::TooLong => "≤ 256".into(),
+        Violation::Empty => t.mismatch.into(),
+    }
+}
+
+fn password_form(
+    ctx: &Ctx,
+    policy: Option<&PasswordPolicy>,
+    alert: Option<String>,
+    errors: (Option<String>, Option<String>),
+) -> Form {
+    let mut new = Field::new(
+        "new_password",
+        ctx.t.new_password,
+        "password",
+        "new-password",
+    );
+    new.error = errors.0;
+    let mut confirm = Field::new(
+        "confirm_password",
+        ctx.t.confirm_password,
+        "password",
+        "new-password",
+    );
+    confirm.error = errors.1;
+    Form {
+        c: ctx.common(ctx.t.new_password_title),
+        lead: None,
+        support_id: alert.as_ref().map(|_| ctx.req.support_id.clone()),
+        alert,
+        rules: policy.map(|p| rules(ctx.t, p)).unwrap_or_default(),
+        action: "/reset/password",
+        fields: vec![new, confirm],
+        button: ctx.t.set_password,
+    }
+}
+
+pub async fn password(State(s): State<AppState>, ctx: Ctx) -> Response {
+    let flow = match ctx.flow_or_restart("/reset") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match s.engine.reset_policy(&flow).await {
+        Ok(p) => ctx.render(
+            StatusCode::OK,
+            &password_form(&ctx, Some(&p), None, (None, None)),
+        ),
+        Err(e) => ctx.error(&e, "/reset"),
+    }
+}
+
+pub async fn password_post(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    ScalarForm(f): ScalarForm<PasswordForm>,
+) -> Response {
+    let flow = match ctx.posted_flow(&f.csrf, "/reset") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    // The policy is read again only to re-render the form after a refusal (the happy path costs
+    // no extra directory round trips).
+    let again = |alert: Option<String>, errors: (Option<String>, Option<String>)| {
+        let (s, ctx, flow) = (&s, &ctx, &flow);
+        async move {
+            match s.engine.reset_policy(flow).await {
+                Ok(p) => ctx.render(StatusCode::OK, &password_form(ctx, Some(&p), alert, errors)),
+                Err(e) => ctx.error(&e, "/reset"),
+            }
+        }
+    };
+    if f.new_password != f.confirm_password {
+        return again(None, (None, Some(ctx.t.mismatch.into()))).await;
+    }
+    let new = Password::new(f.new_password);
+    match s.engine.complete_reset(&ctx.req, &flow, &new).await {
+        Ok(out) => outcome(&ctx, ctx.t.reset_done, &out),
+        Err(EngineError::Policy { violations, .. }) => {
+            let msg = violations
+                .iter()
+                .map(|v| violation_text(ctx.t, v))
+                .collect::<Vec<_>>()
+                .join(" · ");
+            again(None, (Some(msg), None)).await
+        }
+        Err(e @ EngineError::Landing(_)) => {
+            let msg = ctx.say(&e);
+            again(Some(msg), (None, None)).await
+        }
+        Err(e) => ctx.error(&e, "/reset"),
+    }
+}
+
+fn outcome(ctx: &Ctx, done: &'static str, out: &ResetOutcome) -> Response {
+    let ok = out.landed_everywhere();
+    let message = if ok {
+        done.to_owned()
+    } else {
+        out.zones
+            .iter()
+            .find_map(|z| {
+                z.message
+                    .map(|m| i18n::message(ctx.t, z.code.unwrap_or(""), m).to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let page = Outcome {
+        c: ctx.common(ctx.t.done_title),
+        ok,
+        message,
+        zones: out
+            .zones
+            .iter()
+            .map(|z| (z.zone.to_string(), z.outcome.to_owned()))
+            .collect(),
+        support_id: out.support_id.clone(),
+    };
+    let mut res = ctx.render(StatusCode::OK, &page);
+    res.headers_mut()
+        .append(header::SET_COOKIE, security::clear_cookie(FLOW_COOKIE));
+    res
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+pub async fn unlock_confirm(ctx: Ctx) -> Response {
+    if let Err(r) = ctx.flow_or_restart("/unlock") {
+        return r;
+    }
+    let form = Form {
+        c: ctx.common(ctx.t.unlock_title),
+        lead: Some(ctx.t.unlock_lead.into()),
+        alert: None,
+        support_id: None,
+        rules: vec![],
+        action: "/unlock/confirm",
+        fields: vec![],
+        button: ctx.t.unlock_button,
+    };
+    ctx.render(StatusCode::OK, &form)
+}
+
+pub async fn unlock_confirm_post(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    ScalarForm(f): ScalarForm<CsrfOnly>,
+) -> Response {
+    let flow = match ctx.posted_flow(&f.csrf, "/unlock") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match s.engine.complete_unlock(&ctx.req, &flow).await {
+        Ok(out) => outcome(&ctx, ctx.t.unlock_done, &out),
+        Err(e) => ctx.error(&e, "/unlock"),
+    }
+}
