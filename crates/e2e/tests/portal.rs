@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ldap3::Mod;
+use rekey_core::LandingZone;
 use rekey_core::clock::{Clock, Random};
 use rekey_core::engine::{Engine, EngineConfig, Parts};
 use rekey_core::scope::ScopeRules;
-use rekey_core::{Identifier, LandingZone};
+use rekey_core::store::{Enrollment, MethodKind, Store};
 use rekey_directory::{ActiveDirectory, AdConfig};
 use rekey_e2e::dev::{Dev, Krb, User, dev};
 use rekey_e2e::{Browser, Options};
@@ -37,14 +38,21 @@ impl Random for OsRandom {
 /// The whole stack in this process: real DC, real SMTP server, SQLite in a temp dir.
 struct Portal {
     url: String,
+    port: u16,
     sink: SmtpSink,
     ad: Arc<ActiveDirectory>,
+    store: Arc<rekey_store::SqlStore>,
     _db: PathBuf,
 }
 
 use std::path::PathBuf;
 
 async fn portal(d: &Dev) -> Portal {
+    portal_with_deadline(d, Duration::from_millis(150)).await
+}
+
+/// The identify deadline is what makes answers take the same time; production uses 400 ms.
+async fn portal_with_deadline(d: &Dev, identify_deadline: Duration) -> Portal {
     let mut cfg = AdConfig::new(d.urls(), d.get("REKEY_DEV_SVC_DN"));
     cfg.ca_file = Some(d.get("REKEY_DEV_CA_FILE").into());
     cfg.bind_password_file = Some(d.get("REKEY_DEV_SVC_PASSWORD_FILE").into());
@@ -72,7 +80,7 @@ async fn portal(d: &Dev) -> Portal {
     let engine = Engine::new(Parts {
         directory: ad.clone(),
         zones,
-        store,
+        store: store.clone(),
         mailer,
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
@@ -94,7 +102,7 @@ async fn portal(d: &Dev) -> Portal {
         engine,
         rekey_web::WebConfig {
             organisation: "Corp".into(),
-            identify_deadline: Duration::from_millis(150),
+            identify_deadline,
             ..rekey_web::WebConfig::default()
         },
     );
@@ -108,8 +116,10 @@ async fn portal(d: &Dev) -> Portal {
     });
     Portal {
         url,
+        port,
         sink,
         ad,
+        store,
         _db: db,
     }
 }
@@ -385,5 +395,130 @@ async fn anonymous_change_attempts_never_lock_the_account() {
     );
     // And the real user can still sign in.
     assert_eq!(d.bind(&u.dn, &u.password).await.0, 0);
-    let _ = Identifier::parse(&u.sam);
+}
+
+/// Minimum password age: the DC refuses, the page says when a change becomes possible.
+#[tokio::test]
+async fn too_soon_change_says_when_it_becomes_allowed() {
+    let d = dev();
+    let p = portal(&d).await;
+    let u = staff_user(&d, "toosoon").await;
+    let strict = HashSet::from([u.dn.clone().into_bytes()]);
+    d.admin_modify(
+        d.get("REKEY_DEV_STRICT_GROUP_DN"),
+        vec![Mod::Add(b"member".to_vec(), strict)],
+    )
+    .await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/change", p.url)).await.unwrap();
+    b.wait_for("#current_password", WAIT).await.unwrap();
+    let new = "Strict-Enough-Password-1";
+    let fields = [
+        ("#username", u.sam.as_str()),
+        ("#current_password", u.password.as_str()),
+        ("#new_password", new),
+        ("#confirm_password", new),
+    ];
+    step(&b, &fields, "#alert", None).await;
+    let alert = b.text("#alert").await.unwrap();
+    assert!(
+        alert.contains("changed too recently")
+            && alert.contains("You can change it again after 20"),
+        "{alert}"
+    );
+    b.screenshot("portal-13-change-too-soon").await.unwrap();
+}
+
+/// A tiny HTTP/1.1 client: one request per connection, the whole answer back.
+async fn http(port: u16, request: String) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
+
+/// Identify on the real directory: byte-identical answers and the same timing (p50 within 5 ms)
+/// for unknown, disabled, out-of-scope, privileged, unenrolled, locked and normal accounts (9).
+#[tokio::test]
+async fn identify_answers_alike_on_the_real_directory() {
+    let d = dev();
+    // The production default; the other tests run beside this one and load the machine.
+    let p = portal_with_deadline(&d, Duration::from_millis(400)).await;
+    let normal = staff_user(&d, "classnormal").await;
+    let unenrolled = staff_user(&d, "classunenr").await;
+    let locked = staff_user(&d, "classlocked").await;
+    for u in [&normal, &locked] {
+        let account = p.ad.account_by_dn(&u.dn).await.unwrap().unwrap();
+        let e = Enrollment {
+            user: account.guid,
+            method: MethodKind::Email,
+            value: format!("{}@home.example", u.sam),
+            verified_at: 0,
+        };
+        p.store.upsert_enrollment(&e).await.unwrap();
+    }
+    d.lock_out(&locked.dn, 5).await;
+    let classes = [
+        "nobody.at.all",
+        "dan.disabled",
+        "wendy.wu",
+        "ivan.admin",
+        unenrolled.sam.as_str(),
+        locked.sam.as_str(),
+        normal.sam.as_str(),
+    ];
+    let (head, _) = http(
+        p.port,
+        format!("GET /reset HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    let csrf = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: __Host-rekey-csrf="))
+        .unwrap();
+    let csrf = csrf.split(';').next().unwrap().to_owned();
+    let mut answers = Vec::new();
+    let mut p50 = Vec::new();
+    for who in classes {
+        let mut times = Vec::new();
+        for _ in 0..9 {
+            let body = format!("csrf={csrf}&username={who}");
+            let req = format!(
+                "POST /reset HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nCookie: __Host-rekey-csrf={csrf}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let t = std::time::Instant::now();
+            let (head, body) = http(p.port, req).await;
+            times.push(t.elapsed());
+            // Everything but the date and the (random) flow id must be the same.
+            let head: Vec<&str> = head
+                .lines()
+                .filter(|l| {
+                    !l.starts_with("date:") && !l.starts_with("set-cookie: __Host-rekey-flow=")
+                })
+                .collect();
+            answers.push((head.join("\n"), body));
+        }
+        times.sort();
+        p50.push((who.to_owned(), times[times.len() / 2]));
+    }
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "identical answers: {:?}",
+        answers.first()
+    );
+    let (min, max) = (
+        p50.iter().map(|x| x.1).min().unwrap(),
+        p50.iter().map(|x| x.1).max().unwrap(),
+    );
+    assert!(
+        max - min <= Duration::from_millis(5),
+        "p50 per class within 5 ms: {p50:?}"
+    );
 }
