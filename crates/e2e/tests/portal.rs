@@ -475,7 +475,7 @@ async fn identify_answers_alike_on_the_real_directory() {
     ];
     let (head, _) = http(
         p.port,
-        format!("GET /reset HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+        "GET /reset HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_owned(),
     )
     .await;
     let csrf = head
