@@ -76,3 +76,113 @@ impl ScopeRules {
         Ok(tier)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{AccountState, Guid};
+
+    fn account(dn: &str, groups: Vec<Sid>) -> Account {
+        Account {
+            dn: dn.into(),
+            guid: Guid([0; 16]),
+            sid: "S-1-5-21-1-2-3-1111".parse().unwrap(),
+            sam_account_name: "x".into(),
+            user_principal_name: None,
+            mail: None,
+            display_name: None,
+            state: AccountState {
+                enabled: true,
+                ..AccountState::default()
+            },
+            groups,
+        }
+    }
+
+    #[test]
+    fn scope_rules() {
+        let domain: Sid = "S-1-5-21-1-2-3".parse().unwrap();
+        let protected = ProtectedGroups::new(&domain, []);
+        let (sspr, pilot) = (domain.with_rid(2000), domain.with_rid(2001));
+        let rules = ScopeRules {
+            groups: vec![sspr.clone()],
+            pilot: Some(pilot.clone()),
+            allow_ous: vec!["OU=Staff,DC=corp".into()],
+            deny_ous: vec!["OU=Frozen,OU=Staff,DC=corp".into()],
+            exclude_privileged: true,
+        };
+        let ok = account("CN=a,OU=Staff,DC=corp", vec![sspr.clone(), pilot.clone()]);
+        assert_eq!(rules.check(&ok, &protected), Ok(Tier::Normal));
+        let nested_ou = account(
+            "CN=a,OU=Sales,OU=Staff,DC=CORP",
+            vec![sspr.clone(), pilot.clone()],
+        );
+        assert_eq!(
+            rules.check(&nested_ou, &protected),
+            Ok(Tier::Normal),
+            "OUs match case-insensitively, at any depth"
+        );
+        let denied = account(
+            "CN=a,OU=Frozen,OU=Staff,DC=corp",
+            vec![sspr.clone(), pilot.clone()],
+        );
+        assert_eq!(
+            rules.check(&denied, &protected),
+            Err(Ineligible::OutOfScope)
+        );
+        let elsewhere = account("CN=a,OU=Other,DC=corp", vec![sspr.clone(), pilot.clone()]);
+        assert_eq!(
+            rules.check(&elsewhere, &protected),
+            Err(Ineligible::OutOfScope)
+        );
+        let lookalike = account(
+            "CN=a,OU=NotStaff,DC=corp",
+            vec![sspr.clone(), pilot.clone()],
+        );
+        assert_eq!(
+            rules.check(&lookalike, &protected),
+            Err(Ineligible::OutOfScope),
+            "suffix match is per RDN"
+        );
+        let no_group = account("CN=a,OU=Staff,DC=corp", vec![pilot.clone()]);
+        assert_eq!(
+            rules.check(&no_group, &protected),
+            Err(Ineligible::OutOfScope)
+        );
+        let no_pilot = account("CN=a,OU=Staff,DC=corp", vec![sspr.clone()]);
+        assert_eq!(
+            rules.check(&no_pilot, &protected),
+            Err(Ineligible::NotInPilot)
+        );
+        let mut disabled = ok.clone();
+        disabled.state.enabled = false;
+        assert_eq!(
+            rules.check(&disabled, &protected),
+            Err(Ineligible::Disabled)
+        );
+        let mut smartcard = ok.clone();
+        smartcard.state.smartcard_required = true;
+        assert_eq!(
+            rules.check(&smartcard, &protected),
+            Err(Ineligible::SmartcardRequired)
+        );
+        let mut admin = ok.clone();
+        admin.groups.push(domain.with_rid(512));
+        assert_eq!(
+            rules.check(&admin, &protected),
+            Err(Ineligible::PrivilegedExcluded)
+        );
+        let lax = ScopeRules {
+            exclude_privileged: false,
+            ..rules.clone()
+        };
+        assert!(matches!(
+            lax.check(&admin, &protected),
+            Ok(Tier::Privileged { .. })
+        ));
+        // Locked accounts stay eligible: a reset may unlock them.
+        let mut locked = ok.clone();
+        locked.state.locked = true;
+        assert_eq!(rules.check(&locked, &protected), Ok(Tier::Normal));
+    }
+}
