@@ -246,6 +246,8 @@ pub struct FakeDirectory {
     pub accounts: Mutex<Vec<Account>>,
     pub passwords: Mutex<HashMap<String, String>>,
     pub threshold: u32,
+    /// While set, every lookup fails as if no DC answered.
+    pub down: std::sync::atomic::AtomicBool,
 }
 
 impl FakeDirectory {
@@ -260,6 +262,11 @@ impl Directory for FakeDirectory {
         &'a self,
         id: &'a Identifier,
     ) -> BoxFuture<'a, Result<Option<Account>, DirectoryError>> {
+        if self.down.load(Ordering::Relaxed) {
+            return ready(Err(DirectoryError::Unavailable(
+                crate::landing::Diagnostic::new(None, "no DC answered"),
+            )));
+        }
         let Identifier::SamAccountName(sam) = id else {
             return ready(Ok(None));
         };
@@ -394,9 +401,12 @@ impl FakeZone {
 }
 
 #[derive(Default)]
-pub struct FakeMailer(pub Mutex<Vec<Email>>);
+pub struct FakeMailer(pub Mutex<Vec<Email>>, pub std::sync::atomic::AtomicBool);
 impl Mailer for FakeMailer {
     fn send<'a>(&'a self, mail: &'a Email) -> BoxFuture<'a, Result<(), NotifyError>> {
+        if self.1.load(Ordering::Relaxed) {
+            return ready(Err(NotifyError::Unavailable("relay down".into())));
+        }
         self.0.lock().unwrap().push(mail.clone());
         ready(Ok(()))
     }

@@ -307,3 +307,43 @@ async fn language_follows_the_browser_and_the_switch() {
             .any(|c| c.starts_with("rekey-lang=en"))
     );
 }
+
+/// Directory or mail relay down: a clear error page with a code and a support id, and the
+/// failure audited — never a half-done flow (invariant 34).
+#[tokio::test]
+async fn failures_close_with_a_clear_page() {
+    use std::sync::atomic::Ordering;
+    let w = world(5);
+    let app = app(&w);
+    let cookies = format!("__Host-rekey-csrf={CSRF}");
+    w.dir.down.store(true, Ordering::Relaxed);
+    let (res, page) = send(
+        &app,
+        post("/reset", &format!("csrf={CSRF}&username=normal"), &cookies),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        page.contains("RK-DIR-010") && page.contains("support-id"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("no DC answered"),
+        "the cause stays in the log"
+    );
+    assert!(
+        !set_cookies(&res)
+            .iter()
+            .any(|c| c.starts_with("__Host-rekey-flow=") && !c.contains("Max-Age=0"))
+    );
+    w.dir.down.store(false, Ordering::Relaxed);
+    w.mail.1.store(true, Ordering::Relaxed);
+    let (res, page) = send(
+        &app,
+        post("/reset", &format!("csrf={CSRF}&username=normal"), &cookies),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.contains("RK-MAIL-001"), "{page}");
+    assert_eq!(w.mails(), 0);
+}
