@@ -19,6 +19,8 @@ pub mod policy;
 pub mod scope;
 pub mod secret;
 pub mod store;
+#[cfg(feature = "system")]
+pub mod system;
 pub mod tier;
 
 pub use account::{Account, AccountState, Guid, Identifier, Sid};

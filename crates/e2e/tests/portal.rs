@@ -8,32 +8,18 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ldap3::Mod;
 use rekey_core::LandingZone;
-use rekey_core::clock::{Clock, Random};
 use rekey_core::engine::{Engine, EngineConfig, Parts};
 use rekey_core::scope::ScopeRules;
 use rekey_core::store::{Enrollment, MethodKind, Store};
+use rekey_core::system::{OsRandom, SystemClock};
 use rekey_directory::{ActiveDirectory, AdConfig};
 use rekey_e2e::dev::{Dev, Krb, User, dev};
 use rekey_e2e::{Browser, Options};
 use rekey_notify::testing::SmtpSink;
-
-struct SystemClock;
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-struct OsRandom;
-impl Random for OsRandom {
-    fn fill(&self, buf: &mut [u8]) {
-        getrandom::fill(buf).unwrap();
-    }
-}
 
 /// The whole stack in this process: real DC, real SMTP server, SQLite in a temp dir.
 struct Portal {

@@ -2,33 +2,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use rekey_core::clock::{Clock, Random};
 use rekey_core::engine::{Engine, EngineConfig, Parts};
 use rekey_core::scope::ScopeRules;
+use rekey_core::system::{OsRandom, SystemClock};
 use rekey_core::{LandingZone, Sid};
 use rekey_directory::{ActiveDirectory, SetupError};
 
 use crate::admin::CliError;
 use crate::config::Config;
-
-struct SystemClock;
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-struct OsRandom;
-impl Random for OsRandom {
-    fn fill(&self, buf: &mut [u8]) {
-        // The OS CSPRNG does not fail on Linux once booted; if it ever did, refuse to go on.
-        if getrandom::fill(buf).is_err() {
-            std::process::abort();
-        }
-    }
-}
 
 fn missing(key: &'static str, why: &str) -> CliError {
     CliError::Setup(SetupError::Config {

@@ -2,39 +2,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-fn dev() -> HashMap<String, String> {
-    let dir = std::env::var("REKEY_DEV_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.dev"));
-    std::fs::read_to_string(dir.join("env"))
-        .expect(".dev/env: run dev/domain up")
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
-        .collect()
+fn dev() -> rekey_e2e::dev::Dev {
+    rekey_e2e::dev::dev()
 }
 
 /// A config file for the dev domain, in a per-test temp dir.
 fn config(name: &str, extra: &str) -> PathBuf {
     let e = dev();
-    let urls: Vec<String> = e["REKEY_DEV_LDAP_URLS"]
-        .split_whitespace()
-        .map(|u| format!("{u:?}"))
-        .collect();
+    let urls: Vec<String> = e.urls().iter().map(|u| format!("{u:?}")).collect();
     let dir = std::env::temp_dir().join(format!("rekey-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("rekey.toml");
     let toml = format!(
         "version = 1\n[directory]\nurls = [{}]\nca_file = {:?}\nbind_dn = {:?}\nbind_password_file = {:?}\n{extra}",
         urls.join(", "),
-        e["REKEY_DEV_CA_FILE"],
-        e["REKEY_DEV_SVC_DN"],
-        e["REKEY_DEV_SVC_PASSWORD_FILE"],
+        e.get("REKEY_DEV_CA_FILE"),
+        e.get("REKEY_DEV_SVC_DN"),
+        e.get("REKEY_DEV_SVC_PASSWORD_FILE"),
     );
     std::fs::write(&path, toml).unwrap();
     path
@@ -90,6 +78,14 @@ fn admin_user_shows_state_tier_and_policy() {
     );
     let t = text(&rekey(&c, &["admin", "user", "ivan.admin"], ""));
     assert!(t.contains("PRIVILEGED via Domain Admins"), "{t}");
+    // A lockout lasts 30 min (and demos unlock lou): lock him again the way dev/domain does.
+    let d = dev();
+    let lou = format!("CN=Lou Locked,{}", d.staff_ou());
+    if !text(&rekey(&c, &["admin", "user", "lou.locked"], "")).contains("LOCKED OUT") {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(d.lock_out(&lou, 5));
+    }
     let t = text(&rekey(&c, &["admin", "user", "lou.locked"], ""));
     assert!(t.contains("LOCKED OUT"), "{t}");
     let o = rekey(&c, &["admin", "user", "nobody.here"], "");
@@ -143,7 +139,7 @@ fn reset_and_change_read_passwords_from_stdin_only() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("RK-PWD-001"), "{}", text(&o));
     // Back to the demo password so the demo keeps working.
-    let demo = dev()["REKEY_DEV_DEMO_PASSWORD"].clone();
+    let demo = dev().get("REKEY_DEV_DEMO_PASSWORD").to_owned();
     let o = rekey(
         &c,
         &["admin", "reset", "--unlock", user],
@@ -159,7 +155,7 @@ fn privileged_accounts_are_refused() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("RK-TIER-001"), "{}", text(&o));
     // A configured extra protected group makes its members privileged too.
-    let pilot = &dev()["REKEY_DEV_PILOT_GROUP_DN"];
+    let pilot = dev().get("REKEY_DEV_PILOT_GROUP_DN").to_owned();
     let c = config(
         "priv2",
         &format!("[tier]\nprotected_groups = [{pilot:?}]\n"),

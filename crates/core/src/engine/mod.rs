@@ -181,21 +181,7 @@ pub type EngineResult<T> = Result<T, EngineError>;
 /// The reset authority's engine. Cheap to share (`Arc` inside).
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    directory: Arc<dyn Directory>,
-    zones: Vec<Arc<dyn LandingZone>>,
-    store: Arc<dyn Store>,
-    mailer: Arc<dyn Mailer>,
-    clock: Arc<dyn Clock>,
-    random: Arc<dyn Random>,
-    scope: ScopeRules,
-    protected: ProtectedGroups,
-    config: EngineConfig,
-    /// HMAC key for one-time code hashes (shared by replicas).
-    otp_key: [u8; 32],
+    inner: Arc<Parts>,
 }
 
 /// Everything the engine is built from.
@@ -210,37 +196,15 @@ pub struct Parts {
     pub scope: ScopeRules,
     pub protected: ProtectedGroups,
     pub config: EngineConfig,
+    /// HMAC key for one-time code hashes (the same on every replica).
     pub otp_key: [u8; 32],
 }
 
 impl Engine {
     #[must_use]
     pub fn new(parts: Parts) -> Self {
-        let Parts {
-            directory,
-            zones,
-            store,
-            mailer,
-            clock,
-            random,
-            scope,
-            protected,
-            config,
-            otp_key,
-        } = parts;
         Self {
-            inner: Arc::new(Inner {
-                directory,
-                zones,
-                store,
-                mailer,
-                clock,
-                random,
-                scope,
-                protected,
-                config,
-                otp_key,
-            }),
+            inner: Arc::new(parts),
         }
     }
 
