@@ -92,7 +92,7 @@ impl ActiveDirectory {
         ad.pool
             .set_pdc(first_str(&head, "fSMORoleOwner").map(str::to_owned));
         match ad.pdc_url() {
-            Some(url) => tracing::info!(%url, "PDC emulator found; password writes go there first"),
+            Some(url) => tracing::info!(%url, "PDC emulator found; writes go there first"),
             None => tracing::warn!(
                 "the PDC emulator is not among directory.urls (or not reachable); writes use the configured order"
             ),
