@@ -26,6 +26,8 @@ pub enum CliError {
     Landing(LandingError),
     #[error("RK-CLI-002: {0}")]
     Input(#[from] std::io::Error),
+    #[error("RK-AUDIT-001: the audit chain is broken: {0}")]
+    AuditBroken(rekey_core::audit::ChainBreak),
     #[error(
         "RK-TIER-001: {0} is a privileged account (member of a protected group); Rekey does not \
          reset or unlock privileged accounts: use your tier-0 procedure"
@@ -296,5 +298,25 @@ pub async fn enroll(config: &Config, name: &str, email: &str) -> Result<(), CliE
     };
     store.append_audit(&event).await.map_err(store_err)?;
     println!("{}: recovery email registered", account.sam_account_name);
+    Ok(())
+}
+
+/// `rekey audit verify`: walk the whole chain from the first record.
+pub async fn audit_verify(config: &Config) -> Result<(), CliError> {
+    use rekey_core::audit::{GENESIS, verify};
+    use rekey_core::store::Store;
+    let store = crate::serve::store(config).await?;
+    let mut at = (0, GENESIS);
+    loop {
+        let page = store
+            .audit_after(at.0, 10_000)
+            .await
+            .map_err(|e| CliError::Input(std::io::Error::other(e.to_string())))?;
+        if page.is_empty() {
+            break;
+        }
+        at = verify(&page, at).map_err(CliError::AuditBroken)?;
+    }
+    println!("audit chain intact: {} records", at.0);
     Ok(())
 }

@@ -45,6 +45,9 @@ enum Command {
     Config(ConfigCommand),
     /// Run the self-service portal.
     Serve,
+    /// The audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -70,6 +73,12 @@ enum AdminCommand {
         #[arg(long)]
         email: String,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every record's hash and link: any edit, gap or re-linking is reported.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -119,6 +128,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Change { user } => admin::change(&config, &user).await,
         Command::Config(ConfigCommand::Check) => admin::check(&config).await,
         Command::Serve => serve::serve(&config).await,
+        Command::Audit(AuditCommand::Verify) => admin::audit_verify(&config).await,
         Command::Admin(AdminCommand::Enroll { user, email }) => {
             admin::enroll(&config, &user, &email).await
         }

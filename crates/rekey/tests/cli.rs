@@ -182,3 +182,54 @@ fn config_errors_name_the_key() {
         text(&o)
     );
 }
+
+#[test]
+fn audit_verify_detects_an_edit() {
+    let db = std::env::temp_dir().join(format!("rekey-cli-audit-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let c = config(
+        "audit",
+        &format!("[store]\nurl = \"sqlite://{}\"\n", db.display()),
+    );
+    for user in ["alice.adams", "bob.baker"] {
+        let o = rekey(
+            &c,
+            &[
+                "admin",
+                "enroll",
+                user,
+                "--email",
+                &format!("{user}@home.example"),
+            ],
+            "",
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let o = rekey(&c, &["audit", "verify"], "");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("audit chain intact: 2 records"),
+        "{}",
+        text(&o)
+    );
+    // Someone with file access drops the append-only trigger and edits a record.
+    let py = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('DROP TRIGGER audit_no_update'); \
+              c.execute(\"UPDATE audit SET body=replace(body,'alice','mallory') WHERE seq=1\"); c.commit()";
+    let out = Command::new("python3")
+        .args(["-c", py])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o = rekey(&c, &["audit", "verify"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("RK-AUDIT-001") && text(&o).contains("record 1"),
+        "{}",
+        text(&o)
+    );
+}
