@@ -6,6 +6,12 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> SystemTime;
 }
 
+/// Runs work after the answer was sent (notification mail). Without one, the engine does such
+/// work before answering.
+pub trait Spawn: Send + Sync {
+    fn spawn(&self, work: crate::landing::BoxFuture<'static, ()>);
+}
+
 /// A source of cryptographically secure random bytes.
 pub trait Random: Send + Sync {
     fn fill(&self, buf: &mut [u8]);

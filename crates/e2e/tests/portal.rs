@@ -83,7 +83,8 @@ async fn portal_with_deadline(d: &Dev, identify_deadline: Duration) -> Portal {
             ..EngineConfig::default()
         },
         otp_key: [7; 32],
-    });
+    })
+    .with_background(Arc::new(rekey_web::TokioSpawn));
     let app = rekey_web::router(
         engine,
         rekey_web::WebConfig {

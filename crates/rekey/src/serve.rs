@@ -127,7 +127,8 @@ pub async fn serve(config: &Config) -> Result<(), CliError> {
         protected,
         config: engine_config,
         otp_key,
-    });
+    })
+    .with_background(Arc::new(rekey_web::TokioSpawn));
     let web = rekey_web::WebConfig {
         organisation: server.organisation.clone(),
         trusted_proxies: server.trusted_proxies.clone(),

@@ -41,6 +41,15 @@ impl Default for WebConfig {
     }
 }
 
+/// Runs the engine's after-answer work (notices) on the Tokio runtime.
+pub struct TokioSpawn;
+
+impl rekey_core::clock::Spawn for TokioSpawn {
+    fn spawn(&self, work: rekey_core::BoxFuture<'static, ()>) {
+        tokio::spawn(work);
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub engine: Engine,

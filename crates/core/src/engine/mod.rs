@@ -182,6 +182,7 @@ pub type EngineResult<T> = Result<T, EngineError>;
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Parts>,
+    background: Option<Arc<dyn crate::clock::Spawn>>,
 }
 
 /// Everything the engine is built from.
@@ -205,7 +206,16 @@ impl Engine {
     pub fn new(parts: Parts) -> Self {
         Self {
             inner: Arc::new(parts),
+            background: None,
         }
+    }
+
+    /// Send notices (the "your password was reset; not you?" mail) after answering, on this
+    /// spawner, instead of making the user wait for the mail relay.
+    #[must_use]
+    pub fn with_background(mut self, spawn: Arc<dyn crate::clock::Spawn>) -> Self {
+        self.background = Some(spawn);
+        self
     }
 
     #[must_use]

@@ -305,6 +305,18 @@ impl Engine {
 
     /// "Your password was reset; not you?" — to the enrolled address, else the directory's.
     pub(crate) async fn notify_done(&self, account: &Account, op: crate::audit::Operation) {
+        match self.background.clone() {
+            Some(spawn) => {
+                let (engine, account) = (self.clone(), account.clone());
+                spawn.spawn(Box::pin(
+                    async move { engine.send_notice(&account, op).await },
+                ));
+            }
+            None => self.send_notice(account, op).await,
+        }
+    }
+
+    async fn send_notice(&self, account: &Account, op: crate::audit::Operation) {
         let enrolled = self
             .inner
             .store

@@ -407,3 +407,40 @@ fn enrollment_sign_in_email_confirm_and_cooldown() {
     ));
     w.audit_ok();
 }
+
+/// With a spawner, the notice goes out after the answer, not before it.
+#[test]
+fn notices_can_be_sent_after_answering() {
+    struct Later(std::sync::Mutex<Vec<crate::landing::BoxFuture<'static, ()>>>);
+    impl crate::clock::Spawn for Later {
+        fn spawn(&self, work: crate::landing::BoxFuture<'static, ()>) {
+            self.0.lock().unwrap().push(work);
+        }
+    }
+    let w = world(0);
+    let later = std::sync::Arc::new(Later(std::sync::Mutex::new(Vec::new())));
+    let engine = w.engine.clone().with_background(later.clone());
+    let before = w.mails();
+    let r = run(engine.change(
+        &ctx(),
+        "normal",
+        &Password::from("Old-Password-1"),
+        &Password::from("New-Password-2x"),
+    ));
+    r.unwrap();
+    assert_eq!(w.mails(), before, "not sent while the user waits");
+    for work in later.0.lock().unwrap().drain(..) {
+        run(work);
+    }
+    assert_eq!(w.mails(), before + 1);
+    assert!(
+        w.mail
+            .0
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .subject
+            .contains("was changed")
+    );
+}
