@@ -241,6 +241,9 @@ pub struct Account {
     pub state: AccountState,
     /// Transitive group SIDs (`tokenGroups`), including the primary group.
     pub groups: Vec<Sid>,
+    /// The directory's reference to the fine-grained password policy that applies, read with
+    /// the account (AD: `msDS-ResultantPSO`); `None`: the domain policy.
+    pub policy_ref: Option<String>,
 }
 
 impl Account {

@@ -456,6 +456,7 @@ pub fn account(n: u8, sam: &str, groups: &[u32]) -> Account {
             ..AccountState::default()
         },
         groups: groups.iter().map(|r| domain.with_rid(*r)).collect(),
+        policy_ref: None,
     }
 }
 

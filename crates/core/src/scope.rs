@@ -96,6 +96,7 @@ mod tests {
                 ..AccountState::default()
             },
             groups,
+            policy_ref: None,
         }
     }
 

@@ -99,6 +99,7 @@ mod tests {
             display_name: None,
             state: AccountState::default(),
             groups,
+            policy_ref: None,
         }
     }
 

@@ -25,6 +25,7 @@ pub struct ActiveDirectory {
     domain_sid: Sid,
     pub(crate) history_on_reset: bool,
     domain_policy: Mutex<Option<(Instant, PasswordPolicy)>>,
+    pso_cache: Mutex<std::collections::HashMap<String, (Instant, PasswordPolicy)>>,
 }
 
 fn unavailable(server: Option<&str>, e: &LdapError) -> Diagnostic {
@@ -57,6 +58,7 @@ impl ActiveDirectory {
             domain_sid: Sid::builtin(),
             history_on_reset: config.history_on_reset,
             domain_policy: Mutex::new(None),
+            pso_cache: Mutex::new(std::collections::HashMap::new()),
         };
         ad.base_dn = match &config.base_dn {
             Some(b) => b.clone(),
@@ -289,26 +291,37 @@ impl ActiveDirectory {
         }
     }
 
+    /// The effective policy from the PSO reference read with the account (no extra round trip);
+    /// PSOs are cached for a minute like the domain policy.
     async fn policy_of(&self, account: &Account) -> Result<PasswordPolicy, DirectoryError> {
-        let user = self
-            .read_one(&account.dn, "(objectClass=user)", &["msDS-ResultantPSO"])
-            .await?;
-        let pso_dn = user
-            .as_ref()
-            .and_then(|e| first_str(e, "msDS-ResultantPSO"));
-        if let Some(dn) = pso_dn {
-            let pso = self
-                .read_one(dn, "(objectClass=msDS-PasswordSettings)", PSO_ATTRS)
-                .await?;
-            // A PSO the service account cannot read must not silently become "domain policy".
-            return pso.as_ref().and_then(pso_policy).ok_or_else(|| {
-                DirectoryError::Protocol(Diagnostic::new(
-                    None,
-                    format!("PSO {dn} applies but is not readable by the service account"),
-                ))
-            });
+        let Some(dn) = account.policy_ref.as_deref() else {
+            return self.domain_policy().await;
+        };
+        let cached = self
+            .pso_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(dn)
+            .filter(|(at, _)| at.elapsed() < DOMAIN_POLICY_TTL)
+            .map(|(_, p)| p.clone());
+        if let Some(p) = cached {
+            return Ok(p);
         }
-        self.domain_policy().await
+        let pso = self
+            .read_one(dn, "(objectClass=msDS-PasswordSettings)", PSO_ATTRS)
+            .await?;
+        // A PSO the service account cannot read must not silently become "domain policy".
+        let policy = pso.as_ref().and_then(pso_policy).ok_or_else(|| {
+            DirectoryError::Protocol(Diagnostic::new(
+                None,
+                format!("PSO {dn} applies but is not readable by the service account"),
+            ))
+        })?;
+        self.pso_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dn.to_owned(), (Instant::now(), policy.clone()));
+        Ok(policy)
     }
 
     /// The domain-wide policy (domain head), cached for a minute.

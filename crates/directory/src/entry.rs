@@ -56,6 +56,7 @@ pub(crate) const ACCOUNT_ATTRS: &[&str] = &[
     "lockoutTime",
     "badPwdCount",
     "tokenGroups",
+    "msDS-ResultantPSO",
 ];
 
 pub(crate) fn account(e: &SearchEntry) -> Option<Account> {
@@ -86,5 +87,6 @@ pub(crate) fn account(e: &SearchEntry) -> Option<Account> {
             .iter()
             .filter_map(|b| Sid::from_bytes(b))
             .collect(),
+        policy_ref: first_str(e, "msDS-ResultantPSO").map(str::to_owned),
     })
 }
