@@ -1,0 +1,81 @@
+//! `rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…]`
+//! `rekey-bench --spans N`: time the components of Rekey's write steps one by one, N calls each.
+//!
+//! Needs the dev domain (`dev/domain up`). Writes `DIR/latest.json` and `DIR/latest.md`
+//! (default `target/bench`) and prints the table. Exit code 1 on any failure, including a
+//! final password that does not bind.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use rekey_bench::{Options, report};
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…] | --spans N"
+    );
+    ExitCode::from(2)
+}
+
+fn parse() -> Option<(Options, Option<usize>)> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut opts = if args.iter().any(|a| a == "--quick") {
+        Options::quick()
+    } else {
+        Options::full()
+    };
+    let mut spans = None;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => {}
+            "--users" => opts.users = it.next()?.parse().ok()?,
+            "--seconds" => opts.seconds = it.next()?.parse().ok()?,
+            "--pool" => opts.pool_size = it.next()?.parse().ok()?,
+            "--out" => opts.out = PathBuf::from(it.next()?),
+            "--only" => opts.only = it.next()?.split(',').map(str::to_owned).collect(),
+            "--spans" => spans = Some(it.next()?.parse().ok()?),
+            _ => return None,
+        }
+    }
+    (opts.seconds > 0.0 && opts.pool_size > 0).then_some((opts, spans))
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> ExitCode {
+    let Some((opts, spans)) = parse() else {
+        return usage();
+    };
+    if let Some(n) = spans {
+        return match rekey_bench::spans::run(n.max(1)).await {
+            Ok(s) => {
+                println!("{}", rekey_bench::spans::markdown(&s));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rekey-bench: FAILED: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match rekey_bench::run(&opts).await {
+        Ok(r) => {
+            let table = report::markdown(&r);
+            println!("{table}");
+            match report::write(&r, &opts.out) {
+                Ok((json, md)) => {
+                    println!("wrote {} and {}", json.display(), md.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rekey-bench: writing {}: {e}", opts.out.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("rekey-bench: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

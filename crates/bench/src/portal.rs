@@ -1,0 +1,357 @@
+//! The portal in this process, wired like `rekey serve` (Engine + SqlStore on a SQLite temp file +
+//! SmtpMailer + `rekey_web::router` on 127.0.0.1:0), a minimal in-process SMTP sink that hands
+//! each code to the waiting worker at once (no Maildir polling), and a minimal HTTP/1.1 client.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rekey_core::LandingZone;
+use rekey_core::engine::{Engine, EngineConfig, Parts};
+use rekey_core::scope::ScopeRules;
+use rekey_core::store::{Enrollment, MethodKind, Store};
+use rekey_core::system::{OsRandom, SystemClock};
+use rekey_directory::ActiveDirectory;
+use rekey_e2e::dev::Dev;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::dc::{BenchResult, BenchUser};
+
+/// The running portal.
+pub struct Portal {
+    pub port: u16,
+    pub db: PathBuf,
+    /// Codes mailed to each bench user's enrolled address, in order.
+    pub codes: HashMap<String, tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>,
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.db.display()));
+        }
+    }
+}
+
+/// Start the portal with the bench's engine limits: per-IP and per-user mail budgets raised (one
+/// client IP drives thousands of operations), identify deadline `identify_deadline`.
+pub async fn start(
+    dev: &Dev,
+    ad: Arc<ActiveDirectory>,
+    users: &[BenchUser],
+    identify_deadline: Duration,
+) -> BenchResult<Portal> {
+    let db = std::env::temp_dir().join(format!("rekey-bench-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let store = Arc::new(
+        rekey_store::SqlStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .map_err(|e| format!("SQLite store: {e}"))?,
+    );
+    let (smtp_port, codes) = smtp_sink(users).await?;
+    let mut smtp = rekey_notify::SmtpConfig::new("127.0.0.1", "Rekey <rekey@corp.example.com>");
+    smtp.port = Some(smtp_port);
+    smtp.tls = rekey_notify::TlsMode::None;
+    smtp.timeout_ms = 5_000;
+    let mailer = Arc::new(rekey_notify::SmtpMailer::new(&smtp).map_err(|e| e.to_string())?);
+    let sspr = ad
+        .group_sid(dev.get("REKEY_DEV_SSPR_GROUP_DN"))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("SSPR-Users group not found")?;
+    for u in users {
+        let account = ad
+            .account_by_dn(&u.dn)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} not found", u.sam))?;
+        let e = Enrollment {
+            user: account.guid,
+            method: MethodKind::Email,
+            value: u.address.clone(),
+            verified_at: 0,
+        };
+        store
+            .upsert_enrollment(&e)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let zones: Vec<Arc<dyn LandingZone>> = vec![ad.clone()];
+    let engine = Engine::new(Parts {
+        directory: ad.clone(),
+        zones,
+        store,
+        mailer,
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+        scope: ScopeRules {
+            groups: vec![sspr],
+            exclude_privileged: true,
+            ..ScopeRules::default()
+        },
+        protected: ad.protected_groups([]),
+        config: EngineConfig {
+            enroll_cooldown: 0,
+            per_ip_attempts_per_hour: u32::MAX,
+            emails_per_user_per_hour: u32::MAX,
+            public_base_url: format!("http://localhost:{port}"),
+            organisation: "Corp".into(),
+            ..EngineConfig::default()
+        },
+        otp_key: [7; 32],
+    })
+    .with_background(Arc::new(rekey_web::TokioSpawn));
+    let app = rekey_web::router(
+        engine,
+        rekey_web::WebConfig {
+            organisation: "Corp".into(),
+            identify_deadline,
+            ..rekey_web::WebConfig::default()
+        },
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    Ok(Portal { port, db, codes })
+}
+
+type Codes = HashMap<String, tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>;
+
+/// A minimal SMTP server on 127.0.0.1:0: accepts everything, and sends the 6-digit code of every
+/// "verification code" mail to the receiver of its recipient. Notices are dropped.
+pub(crate) async fn smtp_sink(users: &[BenchUser]) -> BenchResult<(u16, Codes)> {
+    let mut senders = HashMap::new();
+    let mut receivers = HashMap::new();
+    for u in users {
+        let (tx, rx) = mpsc::unbounded_channel();
+        senders.insert(u.address.to_lowercase(), tx);
+        receivers.insert(u.address.clone(), tokio::sync::Mutex::new(rx));
+    }
+    let senders = Arc::new(senders);
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let senders = senders.clone();
+            tokio::spawn(async move {
+                let _ = smtp_session(stream, &senders).await;
+            });
+        }
+    });
+    Ok((port, receivers))
+}
+
+async fn smtp_session(
+    stream: TcpStream,
+    senders: &HashMap<String, mpsc::UnboundedSender<String>>,
+) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    w.write_all(b"220 bench ESMTP\r\n").await?;
+    let mut rcpt: Vec<String> = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            w.write_all(b"250-bench\r\n250 8BITMIME\r\n").await?;
+        } else if upper.starts_with("RCPT TO:") {
+            let addr = line[8..].trim().trim_matches(['<', '>']).to_lowercase();
+            rcpt.push(addr);
+            w.write_all(b"250 OK\r\n").await?;
+        } else if upper.starts_with("DATA") {
+            w.write_all(b"354 go\r\n").await?;
+            let mut msg = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).await? == 0 {
+                    return Ok(());
+                }
+                if line == ".\r\n" || line == ".\n" {
+                    break;
+                }
+                msg.push_str(&line);
+            }
+            if let Some(code) = code_in_mail(&msg) {
+                for a in &rcpt {
+                    if let Some(tx) = senders.get(a) {
+                        let _ = tx.send(code.clone());
+                    }
+                }
+            }
+            rcpt.clear();
+            w.write_all(b"250 queued\r\n").await?;
+        } else if upper.starts_with("QUIT") {
+            w.write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            // MAIL FROM, RSET, NOOP …
+            if upper.starts_with("RSET") {
+                rcpt.clear();
+            }
+            w.write_all(b"250 OK\r\n").await?;
+        }
+    }
+}
+
+/// The code of a "verification code" mail (plain, quoted-printable or base64 body).
+fn code_in_mail(msg: &str) -> Option<String> {
+    let (head, body) = msg
+        .split_once("\r\n\r\n")
+        .or_else(|| msg.split_once("\n\n"))?;
+    let head_l = head.to_ascii_lowercase();
+    if !head_l.contains("verification code") {
+        return None;
+    }
+    let text = if head_l.contains("content-transfer-encoding: base64") {
+        String::from_utf8_lossy(&base64_decode(body)).into_owned()
+    } else {
+        body.replace("=\r\n", "")
+    };
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .map(str::to_owned)
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in s.bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xff) as u8);
+        }
+    }
+    out
+}
+
+/// A response: status, `Set-Cookie` name=value pairs, `Location`, body.
+pub struct Answer {
+    pub status: u16,
+    pub cookies: Vec<(String, String)>,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(n, v)| n == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), like a browser's first
+/// request; loopback connects cost microseconds.
+pub async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    cookies: &str,
+    form: Option<&str>,
+) -> BenchResult<Answer> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect portal: {e}"))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if !cookies.is_empty() {
+        req.push_str(&format!("Cookie: {cookies}\r\n"));
+    }
+    match form {
+        Some(body) => req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )),
+        None => req.push_str("\r\n"),
+    }
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("truncated response")?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad status line")?;
+    let (mut cookies, mut location) = (Vec::new(), None);
+    for l in lines {
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        if k.eq_ignore_ascii_case("set-cookie") {
+            let pair = v.split(';').next().unwrap_or_default();
+            if let Some((n, val)) = pair.split_once('=') {
+                cookies.push((n.to_owned(), val.to_owned()));
+            }
+        } else if k.eq_ignore_ascii_case("location") {
+            location = Some(v.to_owned());
+        }
+    }
+    Ok(Answer {
+        status,
+        cookies,
+        location,
+        body: body.to_owned(),
+    })
+}
+
+/// `application/x-www-form-urlencoded` value encoding.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_found_in_plain_qp_and_base64_bodies() {
+        let plain = "Subject: Your Corp verification code\r\n\r\nYour code: 123456\r\n";
+        assert_eq!(code_in_mail(plain).as_deref(), Some("123456"));
+        let b64 = "Subject: Your Corp verification code\r\nContent-Transfer-Encoding: base64\r\n\r\nWW91ciBjb2RlOiA2NTQzMjE=\r\n";
+        assert_eq!(code_in_mail(b64).as_deref(), Some("654321"));
+        let notice = "Subject: Your Corp account password was reset\r\n\r\n123456\r\n";
+        assert_eq!(code_in_mail(notice), None);
+    }
+}
