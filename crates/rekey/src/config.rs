@@ -139,7 +139,19 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// Parse inside figment's jail: the process environment is shared by parallel tests, and
+    /// the jail serialises them and restores the environment afterwards.
+    #[allow(clippy::result_large_err)] // figment's Jail API
     fn parse(toml: &str) -> Result<Config, ConfigError> {
+        let mut out = None;
+        figment::Jail::expect_with(|_| {
+            out = Some(parse_here(toml));
+            Ok(())
+        });
+        out.unwrap()
+    }
+
+    fn parse_here(toml: &str) -> Result<Config, ConfigError> {
         Config::from_figment(Figment::new().merge(Toml::string(toml)))
     }
 
@@ -182,7 +194,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("REKEY_DIRECTORY__POOL_SIZE", "5");
             jail.set_env("REKEY_DEV_DIR", "/tmp/ignored");
-            let c = parse(GOOD).map_err(|e| e.to_string())?;
+            let c = parse_here(GOOD).map_err(|e| e.to_string())?;
             assert_eq!(c.directory.pool_size, 5);
             Ok(())
         });
