@@ -1,18 +1,13 @@
-//! The portal in this process, wired like `rekey serve` (Engine + SqlStore on a SQLite temp file +
-//! SmtpMailer + `rekey_web::router` on 127.0.0.1:0), a minimal in-process SMTP sink that hands
-//! each code to the waiting worker at once (no Maildir polling), and a minimal HTTP/1.1 client.
+//! The portal in this process (`rekey_e2e::portal`, wired like `rekey serve`) with the bench's
+//! budgets, a minimal in-process SMTP sink that hands each code to the waiting worker at once (no
+//! Maildir polling: the sink's latency must not count as Rekey's), and a minimal HTTP/1.1 client.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rekey_core::LandingZone;
-use rekey_core::engine::{Engine, EngineConfig, Parts};
-use rekey_core::scope::ScopeRules;
+use rekey_core::engine::EngineConfig;
 use rekey_core::store::{Enrollment, MethodKind, Store};
-use rekey_core::system::{OsRandom, SystemClock};
 use rekey_directory::ActiveDirectory;
 use rekey_e2e::dev::Dev;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -21,20 +16,12 @@ use tokio::sync::mpsc;
 
 use crate::dc::{BenchResult, BenchUser};
 
-/// The running portal.
+/// The running portal (its store files go with it).
 pub struct Portal {
     pub port: u16,
-    pub db: PathBuf,
     /// Codes mailed to each bench user's enrolled address, in order.
     pub codes: HashMap<String, tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>,
-}
-
-impl Drop for Portal {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.db.display()));
-        }
-    }
+    _web: rekey_e2e::portal::Portal,
 }
 
 /// Start the portal with the bench's engine limits: per-IP and per-user mail budgets raised (one
@@ -45,24 +32,18 @@ pub async fn start(
     users: &[BenchUser],
     identify_deadline: Duration,
 ) -> BenchResult<Portal> {
-    let db = std::env::temp_dir().join(format!("rekey-bench-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&db);
-    let store = Arc::new(
-        rekey_store::SqlStore::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .map_err(|e| format!("SQLite store: {e}"))?,
-    );
     let (smtp_port, codes) = smtp_sink(users).await?;
     let mut smtp = rekey_notify::SmtpConfig::new("127.0.0.1", "Rekey <rekey@corp.example.com>");
     smtp.port = Some(smtp_port);
     smtp.tls = rekey_notify::TlsMode::None;
     smtp.timeout_ms = 5_000;
-    let mailer = Arc::new(rekey_notify::SmtpMailer::new(&smtp).map_err(|e| e.to_string())?);
-    let sspr = ad
-        .group_sid(dev.get("REKEY_DEV_SSPR_GROUP_DN"))
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("SSPR-Users group not found")?;
+    let engine = EngineConfig {
+        enroll_cooldown: 0,
+        per_ip_attempts_per_hour: u32::MAX,
+        emails_per_user_per_hour: u32::MAX,
+        ..EngineConfig::default()
+    };
+    let web = rekey_e2e::portal::start(dev, ad.clone(), &smtp, engine, identify_deadline).await?;
     for u in users {
         let account = ad
             .account_by_dn(&u.dn)
@@ -75,56 +56,16 @@ pub async fn start(
             value: u.address.clone(),
             verified_at: 0,
         };
-        store
+        web.store
             .upsert_enrollment(&e)
             .await
             .map_err(|e| e.to_string())?;
     }
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let zones: Vec<Arc<dyn LandingZone>> = vec![ad.clone()];
-    let engine = Engine::new(Parts {
-        directory: ad.clone(),
-        zones,
-        store,
-        mailer,
-        clock: Arc::new(SystemClock),
-        random: Arc::new(OsRandom),
-        scope: ScopeRules {
-            groups: vec![sspr],
-            exclude_privileged: true,
-            ..ScopeRules::default()
-        },
-        protected: ad.protected_groups([]),
-        config: EngineConfig {
-            enroll_cooldown: 0,
-            per_ip_attempts_per_hour: u32::MAX,
-            emails_per_user_per_hour: u32::MAX,
-            public_base_url: format!("http://localhost:{port}"),
-            organisation: "Corp".into(),
-            ..EngineConfig::default()
-        },
-        otp_key: [7; 32],
+    Ok(Portal {
+        port: web.port,
+        codes,
+        _web: web,
     })
-    .with_background(Arc::new(rekey_web::TokioSpawn));
-    let app = rekey_web::router(
-        engine,
-        rekey_web::WebConfig {
-            organisation: "Corp".into(),
-            identify_deadline,
-            ..rekey_web::WebConfig::default()
-        },
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    Ok(Portal { port, db, codes })
 }
 
 type Codes = HashMap<String, tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>;

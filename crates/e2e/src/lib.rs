@@ -49,6 +49,8 @@
 mod browser;
 pub mod dev;
 mod error;
+#[cfg(feature = "portal")]
+pub mod portal;
 mod webdriver;
 
 pub use browser::{Browser, CHROMEDRIVER, CHROMIUM, INSTALL_HINT, MIN_WINDOW_WIDTH, Options};

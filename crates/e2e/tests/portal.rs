@@ -6,32 +6,27 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::Mod;
-use rekey_core::LandingZone;
-use rekey_core::engine::{Engine, EngineConfig, Parts};
-use rekey_core::scope::ScopeRules;
+use rekey_core::engine::EngineConfig;
 use rekey_core::store::{Enrollment, MethodKind, Store};
-use rekey_core::system::{OsRandom, SystemClock};
 use rekey_directory::{ActiveDirectory, AdConfig};
 use rekey_e2e::dev::{Dev, Krb, User, dev};
 use rekey_e2e::{Browser, Options};
 use rekey_notify::testing::SmtpSink;
 
-/// The whole stack in this process: real DC, real SMTP server, SQLite in a temp dir.
+/// The whole stack in this process: real DC, real SMTP server (aiosmtpd), SQLite.
 struct Portal {
+    /// Owns the store's files (removed on drop).
+    _portal: rekey_e2e::portal::Portal,
     url: String,
     port: u16,
     sink: SmtpSink,
     ad: Arc<ActiveDirectory>,
     store: Arc<rekey_store::SqlStore>,
-    _db: PathBuf,
 }
-
-use std::path::PathBuf;
 
 async fn portal(d: &Dev) -> Portal {
     portal_with_deadline(d, Duration::from_millis(150)).await
@@ -43,71 +38,27 @@ async fn portal_with_deadline(d: &Dev, identify_deadline: Duration) -> Portal {
     cfg.ca_file = Some(d.get("REKEY_DEV_CA_FILE").into());
     cfg.bind_password_file = Some(d.get("REKEY_DEV_SVC_PASSWORD_FILE").into());
     let ad = Arc::new(ActiveDirectory::connect(&cfg).await.unwrap());
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let db = std::env::temp_dir().join(format!("rekey-portal-{}-{n}.db", std::process::id()));
-    let _ = std::fs::remove_file(&db);
-    let store = Arc::new(
-        rekey_store::SqlStore::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap(),
-    );
     let sink = SmtpSink::start();
-    let mailer = Arc::new(rekey_notify::SmtpMailer::new(&sink.mailer_config()).unwrap());
-    let sspr = ad
-        .group_sid(d.get("REKEY_DEV_SSPR_GROUP_DN"))
-        .await
-        .unwrap()
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let url = format!("http://localhost:{port}");
-    let zones: Vec<Arc<dyn LandingZone>> = vec![ad.clone()];
-    let engine = Engine::new(Parts {
-        directory: ad.clone(),
-        zones,
-        store: store.clone(),
-        mailer,
-        clock: Arc::new(SystemClock),
-        random: Arc::new(OsRandom),
-        scope: ScopeRules {
-            groups: vec![sspr],
-            exclude_privileged: true,
-            ..ScopeRules::default()
-        },
-        protected: ad.protected_groups([]),
-        config: EngineConfig {
-            enroll_cooldown: 0,
-            public_base_url: url.clone(),
-            organisation: "Corp".into(),
-            ..EngineConfig::default()
-        },
-        otp_key: [7; 32],
-    })
-    .with_background(Arc::new(rekey_web::TokioSpawn));
-    let app = rekey_web::router(
+    let engine = EngineConfig {
+        enroll_cooldown: 0,
+        ..EngineConfig::default()
+    };
+    let inner = rekey_e2e::portal::start(
+        d,
+        ad.clone(),
+        &sink.mailer_config(),
         engine,
-        rekey_web::WebConfig {
-            organisation: "Corp".into(),
-            identify_deadline,
-            ..rekey_web::WebConfig::default()
-        },
-    );
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+        identify_deadline,
+    )
+    .await
+    .unwrap();
     Portal {
-        url,
-        port,
+        url: inner.url.clone(),
+        port: inner.port,
+        store: inner.store.clone(),
+        _portal: inner,
         sink,
         ad,
-        store,
-        _db: db,
     }
 }
 
