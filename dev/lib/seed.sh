@@ -360,6 +360,18 @@ expire_eve() {
     die "eve.expired: msDS-User-Account-Control-Computed=$c lacks 0x800000 after backdating pwdLastSet"
 }
 
+# svc_reset WANT DESCRIPTION USER: as the service account, set USER's password to $pw_b64
+# (the caller's base64 unicodePwd value) and expect LDAP result code WANT.
+svc_reset() {
+  expect_rc "$1" "$2" "$SVC_DN" "$SVC_PASS_FILE" <<EOF
+dn: $(user_dn "$3")
+changetype: modify
+replace: unicodePwd
+unicodePwd:: $pw_b64
+-
+EOF
+}
+
 # expect_rc WANT DESCRIPTION BIND_DN PWFILE < LDIF
 expect_rc() {
   local want=$1 desc=$2 res rc
@@ -373,13 +385,7 @@ verify_delegation() { # FULL(0|1) — 1 also performs password writes (first see
   local pw_b64 v
   if [[ $1 == 1 ]]; then
     pw_b64=$(unicode_pwd_b64 "$DEMO_PASSWORD")
-    expect_rc 0 "$SVC_SAM resets alice.adams (OU=Staff)" "$SVC_DN" "$SVC_PASS_FILE" <<EOF
-dn: $(user_dn alice.adams)
-changetype: modify
-replace: unicodePwd
-unicodePwd:: $pw_b64
--
-EOF
+    svc_reset 0 "$SVC_SAM resets alice.adams (OU=Staff)" alice.adams
     expect_rc 0 "$SVC_SAM unexpires alice.adams (pwdLastSet=-1) and clears lockoutTime" "$SVC_DN" "$SVC_PASS_FILE" <<EOF
 dn: $(user_dn alice.adams)
 changetype: modify
@@ -390,20 +396,8 @@ replace: lockoutTime
 lockoutTime: 0
 -
 EOF
-    expect_rc 0 "$SVC_SAM resets uma.underwood (OU=Contractors)" "$SVC_DN" "$SVC_PASS_FILE" <<EOF
-dn: $(user_dn uma.underwood)
-changetype: modify
-replace: unicodePwd
-unicodePwd:: $pw_b64
--
-EOF
-    expect_rc 50 "$SVC_SAM must not reset adam.outside (OU=Admins)" "$SVC_DN" "$SVC_PASS_FILE" <<EOF
-dn: $(user_dn adam.outside)
-changetype: modify
-replace: unicodePwd
-unicodePwd:: $pw_b64
--
-EOF
+    svc_reset 0 "$SVC_SAM resets uma.underwood (OU=Contractors)" uma.underwood
+    svc_reset 50 "$SVC_SAM must not reset adam.outside (OU=Admins)" adam.outside
     expect_rc 50 "$SVC_SAM must not write pwdLastSet of adam.outside (OU=Admins)" "$SVC_DN" "$SVC_PASS_FILE" <<EOF
 dn: $(user_dn adam.outside)
 changetype: modify

@@ -529,10 +529,15 @@ pub fn world(threshold: u32) -> World {
 }
 
 impl World {
+    /// The newest mail sent.
+    pub fn last_mail(&self) -> Email {
+        self.mail.0.lock().unwrap().last().expect("a mail").clone()
+    }
+
     pub fn last_code(&self) -> String {
-        let mails = self.mail.0.lock().unwrap();
-        let body = &mails.last().expect("a mail").body;
-        body.split_whitespace()
+        self.last_mail()
+            .body
+            .split_whitespace()
             .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
             .unwrap()
             .to_owned()

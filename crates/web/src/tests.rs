@@ -282,7 +282,7 @@ async fn reset_through_the_pages_with_rotating_flow_cookie() {
     let (res, _) = send(&app, post("/reset/password", &body, &cookies)).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     // The notice links to the configured public URL, whatever Host the request carried.
-    let notice = w.mail.0.lock().unwrap().last().unwrap().body.clone();
+    let notice = w.last_mail().body.clone();
     assert!(
         notice.contains("https://localhost") && notice.contains("Not you?"),
         "{notice}"

@@ -92,16 +92,7 @@ fn reset_happy_path_lands_once_and_ends_all_flows() {
             .complete_reset(&ctx(), &flow, &Password::from("Again-New-Pass-2"))),
         Err(EngineError::FlowExpired)
     ));
-    assert!(
-        w.mail
-            .0
-            .lock()
-            .unwrap()
-            .last()
-            .unwrap()
-            .body
-            .contains("Not you?")
-    );
+    assert!(w.last_mail().body.contains("Not you?"));
     let audit = w.store.with(|m| m.audit.clone());
     assert!(
         audit.iter().all(|r| !r.body.contains("Brand-New-Pass-1")),
@@ -301,16 +292,7 @@ fn change_lands_and_notifies() {
         w.zone.writes.lock().unwrap().last().unwrap(),
         "change normal New-Password-2x"
     );
-    assert!(
-        w.mail
-            .0
-            .lock()
-            .unwrap()
-            .last()
-            .unwrap()
-            .subject
-            .contains("was changed")
-    );
+    assert!(w.last_mail().subject.contains("was changed"));
 }
 
 #[test]
@@ -365,10 +347,7 @@ fn enrollment_sign_in_email_confirm_and_cooldown() {
             masked: "n***@m***.org".into()
         }
     );
-    assert_eq!(
-        w.mail.0.lock().unwrap().last().unwrap().to,
-        "new.me@mail.example.org"
-    );
+    assert_eq!(w.last_mail().to, "new.me@mail.example.org");
     run(w.engine.enroll_confirm(&ctx(), &flow, &w.last_code())).unwrap();
     let to: Vec<String> = w
         .mail
@@ -391,10 +370,7 @@ fn enrollment_sign_in_email_confirm_and_cooldown() {
     assert_eq!(w.mails(), mails);
     w.clock.0.fetch_add(86_401, Ordering::Relaxed);
     run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal")).unwrap();
-    assert_eq!(
-        w.mail.0.lock().unwrap().last().unwrap().to,
-        "new.me@mail.example.org"
-    );
+    assert_eq!(w.last_mail().to, "new.me@mail.example.org");
     // A sign-in older than 5 minutes cannot add a method.
     let flow = run(w
         .engine
@@ -433,14 +409,5 @@ fn notices_can_be_sent_after_answering() {
         run(work);
     }
     assert_eq!(w.mails(), before + 1);
-    assert!(
-        w.mail
-            .0
-            .lock()
-            .unwrap()
-            .last()
-            .unwrap()
-            .subject
-            .contains("was changed")
-    );
+    assert!(w.last_mail().subject.contains("was changed"));
 }
