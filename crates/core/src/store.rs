@@ -3,6 +3,10 @@
 //! API boundary: `rekey-store` implements `Store` on SQLite and PostgreSQL with identical
 //! behaviour; replicas share one database, so every counter and every consumption is atomic in
 //! the database, never in process memory. Times are Unix seconds supplied by the caller.
+//!
+//! Expiry boundary, for every record with an `expires_at`: it is live while `now < expires_at`
+//! and gone from `now == expires_at` on. The in-memory fake (`fakes::MemStore`) and the SQL store
+//! pass one contract suite (`rekey-store`'s tests), so they cannot drift.
 
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +106,47 @@ pub struct Challenge {
     pub failed_attempts: u32,
 }
 
+/// What an outbox item carries (the payload's format is the engine's business).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxKind {
+    /// An email (one-time code or notice), sealed with AES-256-GCM by the engine.
+    Mail,
+}
+
+impl OutboxKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mail => "mail",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        (s == "mail").then_some(Self::Mail)
+    }
+}
+
+/// Work that must survive the request that created it (and a restart): sent by a worker, with
+/// retries, never inside the request (invariant 9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    /// Opaque, random.
+    pub id: String,
+    pub kind: OutboxKind,
+    /// Opaque to the store (the engine seals secrets such as codes before they get here).
+    pub payload: Vec<u8>,
+    /// The account the work is for, if any (for the audit of a permanent failure).
+    pub user: Option<Guid>,
+    /// Not to be attempted before this time (a claim moves it forward by the lease).
+    pub not_before: UnixTime,
+    /// Given up after this time (a code that has expired is not worth sending).
+    pub expires_at: UnixTime,
+    /// Attempts started so far (a claim adds one).
+    pub attempts: u32,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("RK-STORE-001: database unavailable: {0}")]
@@ -154,8 +199,9 @@ pub trait Store: Send + Sync {
         purpose: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, StoreResult<Option<Challenge>>>;
-    /// Add one failed attempt atomically; returns the new count.
-    fn fail_challenge<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<u32>>;
+    /// Add one failed attempt atomically; returns the new count, or `None` if the challenge is
+    /// gone (consumed, replaced or deleted with its flow).
+    fn fail_challenge<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<u32>>>;
     /// Delete the challenge. `true` for exactly one of any number of concurrent callers
     /// (invariant 7).
     fn consume_challenge<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
@@ -175,6 +221,21 @@ pub trait Store: Send + Sync {
         now: UnixTime,
         window: i64,
     ) -> BoxFuture<'a, StoreResult<u32>>;
+    /// Reserve one unit of a budget BEFORE the action it pays for (invariant 35): record one event
+    /// under `key` at `now` iff fewer than `limit` events of `key` fall in `(now - window, now]`.
+    /// `Some(id)`: reserved (the event counts like any `hit`); `None`: the budget is spent and
+    /// nothing was recorded. Atomic across replicas: of 30 concurrent callers with `limit` 3,
+    /// exactly 3 get `Some`.
+    fn reserve<'a>(
+        &'a self,
+        key: &'a str,
+        now: UnixTime,
+        window: i64,
+        limit: u32,
+    ) -> BoxFuture<'a, StoreResult<Option<i64>>>;
+    /// Give a reserved unit back (the action it paid for turned out harmless). `true` if the
+    /// reservation `id` of `key` existed and is now removed.
+    fn release<'a>(&'a self, key: &'a str, id: i64) -> BoxFuture<'a, StoreResult<bool>>;
     /// Lock `key` until `until` (keeps the later of an existing lock and this one).
     fn lock<'a>(&'a self, key: &'a str, until: UnixTime) -> BoxFuture<'a, StoreResult<()>>;
     /// When the lock on `key` ends, if it is locked at `now`.
@@ -189,6 +250,30 @@ pub trait Store: Send + Sync {
     /// appends from several replicas still form one unbroken chain.
     fn append_audit<'a>(&'a self, event: &'a AuditEvent)
     -> BoxFuture<'a, StoreResult<AuditRecord>>;
+    /// Queue an item (its `attempts` as given, normally 0).
+    fn enqueue<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, StoreResult<()>>;
+    /// Claim up to `limit` items with `not_before <= now`, oldest first (in enqueue order): each claimed item's
+    /// `not_before` moves to `now + lease` and `attempts` grows by one, atomically, so another
+    /// worker or replica does not take it while this one works on it. Returns the claimed items
+    /// as updated. Expired items are claimed too (the caller gives them up and records why).
+    fn claim<'a>(
+        &'a self,
+        now: UnixTime,
+        lease: i64,
+        limit: u32,
+    ) -> BoxFuture<'a, StoreResult<Vec<OutboxItem>>>;
+    /// Remove a claimed item (done, or given up) iff it still carries the `attempts` of the
+    /// claim: a worker whose lease ran out (another claimed the item since) changes nothing, so
+    /// a mail is never handled twice. `true` for exactly one of concurrent callers.
+    fn finish<'a>(&'a self, id: &'a str, attempts: u32) -> BoxFuture<'a, StoreResult<bool>>;
+    /// Schedule the next attempt of a claimed item at `at`, fenced like `finish`. `true` if done.
+    fn retry<'a>(
+        &'a self,
+        id: &'a str,
+        attempts: u32,
+        at: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+
     /// Records with `seq > after`, in order, at most `limit`.
     fn audit_after<'a>(
         &'a self,

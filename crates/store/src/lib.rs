@@ -7,11 +7,15 @@
 //! PostgreSQL database.
 //!
 //! Atomicity:
-//! - single-row claims (`delete_flow`, `consume_challenge`, `update_flow`, `fail_challenge`) are
-//!   one statement each and decided by the affected-row count or `RETURNING`;
-//! - read-then-write operations (`hit`, `append_audit`) run in a transaction that first takes a
-//!   write lock: `BEGIN IMMEDIATE` on SQLite (writers wait on the busy timeout instead of failing),
-//!   a transaction-scoped advisory lock on PostgreSQL (per rate-limit key; one for the audit chain).
+//! - single-row claims (`delete_flow`, `consume_challenge`, `update_flow`, `fail_challenge`,
+//!   `release`, `finish`) are one statement each and decided by the affected-row count or
+//!   `RETURNING`;
+//! - an outbox `claim` is one `UPDATE … RETURNING` over the oldest due items (with
+//!   `FOR UPDATE SKIP LOCKED` on PostgreSQL), see `outbox.rs`;
+//! - read-then-write operations (`hit`, `reserve`, `append_audit`) run in a transaction that first
+//!   takes a write lock: `BEGIN IMMEDIATE` on SQLite (writers wait on the busy timeout instead of
+//!   failing), a transaction-scoped advisory lock on PostgreSQL (per rate-limit key, shared by
+//!   `hit` and `reserve`; one for the audit chain).
 //!
 //! Invariant 32: audit rows are append-only. Triggers on both backends refuse `UPDATE` and
 //! `DELETE` (and `TRUNCATE` on PostgreSQL) of `audit`, whoever asks. On PostgreSQL an operator
@@ -23,7 +27,11 @@
 //! TLS: there is none. PostgreSQL is expected on loopback; TLS to a remote server is future work
 //! (it needs one of sqlx's TLS features and a CA setting).
 
+#[macro_use]
+mod sql;
 mod ops;
+mod outbox;
+mod rate;
 #[cfg(test)]
 mod tests;
 
@@ -157,8 +165,9 @@ impl SqlStore {
     }
 
     /// Delete what has expired at `now`: flows (with their challenges), challenges, locks, and
-    /// rate-limit events older than [`RATE_EVENT_RETENTION`]. Returns how many rows went. For a
-    /// periodic maintenance task; correctness never depends on it (reads check expiry).
+    /// rate-limit events (reservations too) older than [`RATE_EVENT_RETENTION`]. Returns how many
+    /// rows went. For a periodic maintenance task; correctness never depends on it (reads check
+    /// expiry). Outbox items stay, expired or not: the worker gives them up and audits why.
     ///
     /// # Errors
     /// As any query.
@@ -230,17 +239,31 @@ async fn migrate<C: Migrate>(
 /// `(version, description, SQL)`, compiled into the binary.
 type EmbeddedMigration = (i64, &'static str, &'static str);
 
-const SQLITE_MIGRATIONS: &[EmbeddedMigration] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[EmbeddedMigration] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "reserve outbox",
+        include_str!("../migrations/sqlite/0002_reserve_outbox.sql"),
+    ),
+];
 
-const POSTGRES_MIGRATIONS: &[EmbeddedMigration] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const POSTGRES_MIGRATIONS: &[EmbeddedMigration] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "reserve outbox",
+        include_str!("../migrations/postgres/0002_reserve_outbox.sql"),
+    ),
+];
 
 /// Migrations embedded with `include_str!` (sqlx's `migrate!` would need its macros crate).
 #[derive(Debug)]

@@ -3,54 +3,13 @@
 
 use rekey_core::audit::{AuditEvent, AuditRecord, GENESIS, chain_hash};
 use rekey_core::store::{
-    Challenge, Enrollment, FlowKind, FlowRecord, MethodKind, Store, StoreError, StoreResult,
+    Challenge, Enrollment, FlowKind, FlowRecord, MethodKind, OutboxItem, Store, StoreResult,
     UnixTime,
 };
 use rekey_core::{BoxFuture, Guid};
 
-use crate::{Pool, RATE_EVENT_RETENTION, SqlStore, map_err};
-
-/// Run `$body` with `$p` bound to the concrete pool (the same SQL serves both dialects).
-macro_rules! on_pool {
-    ($store:expr, |$p:ident| $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite($p) => $body,
-            Pool::Postgres($p) => $body,
-        }
-    };
-}
-
-/// Run `$body` with `$tx` a transaction that holds the write lock for `(ns, key)`:
-/// `BEGIN IMMEDIATE` on SQLite (one writer at a time), an advisory transaction lock on PostgreSQL
-/// (READ COMMITTED, so statements after the lock see what the previous holder committed).
-/// Commits when `$body` returns `Ok`; a dropped transaction rolls back.
-macro_rules! serialized {
-    ($store:expr, $ns:expr, $key:expr, |$tx:ident| $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite(p) => {
-                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                $tx.commit().await?;
-                Ok(out)
-            }
-            Pool::Postgres(p) => {
-                let mut $tx = p.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                    .bind($ns)
-                    .bind($key)
-                    .execute(&mut *$tx)
-                    .await?;
-                let out = $body;
-                $tx.commit().await?;
-                Ok(out)
-            }
-        }
-    };
-}
-
-/// Advisory-lock namespaces (the first key of PostgreSQL's two-key form).
-const LOCK_NS_RATE: i32 = 0x52_4b_01; // "RK" 1
-const LOCK_NS_AUDIT: i32 = 0x52_4b_02; // "RK" 2
+use crate::sql::{LOCK_NS_AUDIT, corrupt, count, guid};
+use crate::{SqlStore, map_err};
 
 type FlowRow = (String, String, Option<Vec<u8>>, String, i64, i64, i64);
 type ChallengeRow = (String, String, Vec<u8>, String, Vec<u8>, i64, i64);
@@ -67,22 +26,10 @@ macro_rules! challenge_columns {
     };
 }
 
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Corrupt(what.to_owned())
-}
-
-fn guid(bytes: &[u8]) -> StoreResult<Guid> {
-    Guid::from_bytes(bytes).ok_or_else(|| corrupt("user GUID is not 16 bytes"))
-}
-
 fn hash32(bytes: &[u8]) -> Result<[u8; 32], sqlx::Error> {
     bytes
         .try_into()
         .map_err(|_| sqlx::Error::Decode("audit hash is not 32 bytes".into()))
-}
-
-fn count(n: i64) -> u32 {
-    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
 fn flow_record(row: FlowRow) -> StoreResult<FlowRecord> {
@@ -122,33 +69,6 @@ fn audit_record(row: AuditRow) -> StoreResult<AuditRecord> {
 }
 
 impl SqlStore {
-    async fn hit_inner(&self, key: &str, now: UnixTime, window: i64) -> Result<i64, sqlx::Error> {
-        const PRUNE: &str = "DELETE FROM rate_events WHERE event_key = $1 AND happened_at <= $2";
-        const INSERT: &str = "INSERT INTO rate_events (event_key, happened_at) VALUES ($1, $2)";
-        const COUNT: &str = "SELECT COUNT(*) FROM rate_events \
-             WHERE event_key = $1 AND happened_at > $2 AND happened_at <= $3";
-        let horizon = now.saturating_sub(window.max(RATE_EVENT_RETENTION));
-        let since = now.saturating_sub(window);
-        serialized!(self, LOCK_NS_RATE, key, |tx| {
-            sqlx::query(PRUNE)
-                .bind(key)
-                .bind(horizon)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(INSERT)
-                .bind(key)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query_scalar::<_, i64>(COUNT)
-                .bind(key)
-                .bind(since)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?
-        })
-    }
-
     async fn append_inner(&self, event: &AuditEvent) -> Result<AuditRecord, sqlx::Error> {
         const HEAD: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
         const INSERT: &str =
@@ -378,8 +298,9 @@ impl Store for SqlStore {
         })
     }
 
-    /// A challenge that no longer exists (consumed, replaced) counts as exhausted: `u32::MAX`.
-    fn fail_challenge<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<u32>> {
+    /// `None` when no challenge has that id (consumed, replaced, or gone with its flow). An
+    /// expired challenge still counts (the caller reads it with its expiry first).
+    fn fail_challenge<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<u32>>> {
         const SQL: &str = "UPDATE challenges SET failed_attempts = failed_attempts + 1 \
                            WHERE id = $1 RETURNING failed_attempts";
         Box::pin(async move {
@@ -388,7 +309,7 @@ impl Store for SqlStore {
                 .fetch_optional(p)
                 .await)
             .map_err(map_err)?;
-            Ok(n.map_or(u32::MAX, count))
+            Ok(n.map(count))
         })
     }
 
@@ -412,12 +333,7 @@ impl Store for SqlStore {
         now: UnixTime,
         window: i64,
     ) -> BoxFuture<'a, StoreResult<u32>> {
-        Box::pin(async move {
-            self.hit_inner(key, now, window)
-                .await
-                .map(count)
-                .map_err(map_err)
-        })
+        Box::pin(self.rate_hit(key, now, window))
     }
 
     fn hits<'a>(
@@ -426,33 +342,28 @@ impl Store for SqlStore {
         now: UnixTime,
         window: i64,
     ) -> BoxFuture<'a, StoreResult<u32>> {
-        const SQL: &str = "SELECT COUNT(*) FROM rate_events \
-                           WHERE event_key = $1 AND happened_at > $2 AND happened_at <= $3";
-        Box::pin(async move {
-            let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
-                .bind(key)
-                .bind(now.saturating_sub(window))
-                .bind(now)
-                .fetch_one(p)
-                .await)
-            .map_err(map_err)?;
-            Ok(count(n))
-        })
+        Box::pin(self.rate_hits(key, now, window))
+    }
+
+    /// Serialized with `hit` per key; prunes like `hit`.
+    fn reserve<'a>(
+        &'a self,
+        key: &'a str,
+        now: UnixTime,
+        window: i64,
+        limit: u32,
+    ) -> BoxFuture<'a, StoreResult<Option<i64>>> {
+        Box::pin(self.rate_reserve(key, now, window, limit))
+    }
+
+    /// `false` also for a reservation already pruned by a later `hit`/`reserve` of its key (older
+    /// than both their window and [`RATE_EVENT_RETENTION`](crate::RATE_EVENT_RETENTION)).
+    fn release<'a>(&'a self, key: &'a str, id: i64) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.rate_release(key, id))
     }
 
     fn lock<'a>(&'a self, key: &'a str, until: UnixTime) -> BoxFuture<'a, StoreResult<()>> {
-        const SQL: &str = "INSERT INTO locks (lock_key, locked_until) VALUES ($1, $2) \
-                           ON CONFLICT (lock_key) DO UPDATE SET locked_until = excluded.locked_until \
-                           WHERE excluded.locked_until > locks.locked_until";
-        Box::pin(async move {
-            on_pool!(self, |p| sqlx::query(SQL)
-                .bind(key)
-                .bind(until)
-                .execute(p)
-                .await
-                .map(drop))
-            .map_err(map_err)
-        })
+        Box::pin(self.rate_lock(key, until))
     }
 
     /// Locked while `now < until`.
@@ -461,16 +372,7 @@ impl Store for SqlStore {
         key: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, StoreResult<Option<UnixTime>>> {
-        const SQL: &str =
-            "SELECT locked_until FROM locks WHERE lock_key = $1 AND locked_until > $2";
-        Box::pin(async move {
-            on_pool!(self, |p| sqlx::query_scalar(SQL)
-                .bind(key)
-                .bind(now)
-                .fetch_optional(p)
-                .await)
-            .map_err(map_err)
-        })
+        Box::pin(self.rate_locked_until(key, now))
     }
 
     /// Serialized by a write lock (see the crate docs): the head is read and the next record
@@ -480,6 +382,35 @@ impl Store for SqlStore {
         event: &'a AuditEvent,
     ) -> BoxFuture<'a, StoreResult<AuditRecord>> {
         Box::pin(async move { self.append_inner(event).await.map_err(map_err) })
+    }
+
+    /// An `id` already queued is a `Database` error.
+    fn enqueue<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.outbox_enqueue(item))
+    }
+
+    /// One statement (see [`outbox`](crate::outbox)); oldest = enqueued first.
+    fn claim<'a>(
+        &'a self,
+        now: UnixTime,
+        lease: i64,
+        limit: u32,
+    ) -> BoxFuture<'a, StoreResult<Vec<OutboxItem>>> {
+        Box::pin(self.outbox_claim(now, lease, limit))
+    }
+
+    fn finish<'a>(&'a self, id: &'a str, attempts: u32) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.outbox_finish(id, attempts))
+    }
+
+    /// An unknown `id` (finished meanwhile) changes nothing.
+    fn retry<'a>(
+        &'a self,
+        id: &'a str,
+        attempts: u32,
+        at: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.outbox_retry(id, attempts, at))
     }
 
     fn audit_after(&self, after: i64, limit: u32) -> BoxFuture<'_, StoreResult<Vec<AuditRecord>>> {

@@ -1,5 +1,5 @@
-//! Invariant 32 through the application's own pool: the integration tests in `tests/store/`
-//! cover the `Store` port; this one needs the private pool to try what the port does not offer.
+//! What needs the crate's private parts: invariant 32 through the application's own pool (the
+//! integration tests in `tests/store/` cover the `Store` port) and an upgrade from an older schema.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
@@ -7,13 +7,21 @@
 #[path = "../tests/store/support.rs"]
 mod support;
 
+use std::str::FromStr;
+
 use rekey_core::audit::{GENESIS, verify};
 use rekey_core::store::Store;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
-use crate::{Pool, SqlStore, map_err};
-use support::{Kind, TestDb, event};
+use crate::{POSTGRES_MIGRATIONS, Pool, SQLITE_MIGRATIONS, SqlStore, map_err, migrate};
+use support::{Kind, NOW, TestDb, event, outbox_item};
 
-both!(audit_rows_cannot_be_updated_or_deleted);
+both!(
+    audit_rows_cannot_be_updated_or_deleted,
+    upgrade_from_0001_keeps_rate_events,
+);
 
 async fn raw(store: &SqlStore, sql: &str) -> Result<u64, rekey_core::store::StoreError> {
     match &store.pool {
@@ -24,7 +32,7 @@ async fn raw(store: &SqlStore, sql: &str) -> Result<u64, rekey_core::store::Stor
 }
 
 async fn audit_rows_cannot_be_updated_or_deleted(db: TestDb) {
-    let s = db.store().await;
+    let s = db.sql().await;
     for n in 1..=3 {
         s.append_audit(&event(n)).await.unwrap();
     }
@@ -45,4 +53,55 @@ async fn audit_rows_cannot_be_updated_or_deleted(db: TestDb) {
     assert_eq!(verify(&records, (0, GENESIS)).unwrap().0, 3);
     // Appending still works.
     assert_eq!(s.append_audit(&event(4)).await.unwrap().seq, 4);
+}
+
+/// A database the first release left (migration 1, events without ids) gets migration 2 at the
+/// next start: the events keep counting and get ids; reservations and the outbox work.
+async fn upgrade_from_0001_keeps_rate_events(db: TestDb) {
+    const OLD_EVENT: &str = "INSERT INTO rate_events (event_key, happened_at) VALUES ($1, $2)";
+    match db.kind {
+        Kind::Sqlite => {
+            let options = SqliteConnectOptions::from_str(&db.url)
+                .unwrap()
+                .create_if_missing(true);
+            let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+            migrate(&mut conn, "SQLite", &SQLITE_MIGRATIONS[..1], None)
+                .await
+                .unwrap();
+            for (key, at) in [("k", NOW - 10), ("k", NOW - 5), ("other", NOW)] {
+                let q = sqlx::query(OLD_EVENT).bind(key).bind(at);
+                q.execute(&mut conn).await.unwrap();
+            }
+            conn.close().await.unwrap();
+        }
+        Kind::Postgres => {
+            let mut conn = PgConnection::connect(&db.url).await.unwrap();
+            migrate(&mut conn, "PostgreSQL", &POSTGRES_MIGRATIONS[..1], None)
+                .await
+                .unwrap();
+            for (key, at) in [("k", NOW - 10), ("k", NOW - 5), ("other", NOW)] {
+                let q = sqlx::query(OLD_EVENT).bind(key).bind(at);
+                q.execute(&mut conn).await.unwrap();
+            }
+            conn.close().await.unwrap();
+        }
+        Kind::Mem => unreachable!("SQL only"),
+    }
+
+    let s = db.sql().await;
+    assert_eq!(s.hits("k", NOW, 60).await.unwrap(), 2);
+    // Old events got ids 1..=3 in their order; new ones continue after them.
+    assert_eq!(s.reserve("k", NOW, 60, 3).await.unwrap(), Some(4));
+    assert_eq!(s.reserve("k", NOW, 60, 3).await.unwrap(), None);
+    assert!(!s.release("k", 3).await.unwrap());
+    assert!(s.release("k", 1).await.unwrap());
+    assert_eq!(s.hits("k", NOW, 60).await.unwrap(), 2);
+    assert_eq!(s.hits("other", NOW, 60).await.unwrap(), 1);
+
+    s.enqueue(&outbox_item("o1", NOW)).await.unwrap();
+    let claimed = s.claim(NOW, 60, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(s.finish("o1", 1).await.unwrap());
+    // A second start finds the schema current.
+    drop(db.sql().await);
 }

@@ -9,12 +9,13 @@ both!(connect_twice_and_ping);
 
 async fn connect_twice_and_ping(db: TestDb) {
     // The second connect finds the schema in place (migrations are idempotent).
-    let (a, b) = (db.store().await, db.store().await);
+    let (a, b) = (db.sql().await, db.sql().await);
     a.ping().await.unwrap();
     b.ping().await.unwrap();
     let expected = match db.kind {
         support::Kind::Sqlite => Backend::Sqlite,
         support::Kind::Postgres => Backend::Postgres,
+        support::Kind::Mem => unreachable!("SQL only"),
     };
     assert_eq!(a.backend(), expected);
     a.close().await;

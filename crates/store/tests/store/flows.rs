@@ -1,9 +1,9 @@
-use rekey_core::store::{Enrollment, FlowKind, MethodKind, Store, StoreError};
+use rekey_core::store::{Enrollment, FlowKind, MethodKind, StoreError};
 
 use crate::race;
 use crate::support::{self, NOW, TestDb, challenge, flow, guid};
 
-both!(
+contract!(
     flow_round_trip_and_expiry,
     update_flow_is_optimistic,
     delete_flow_succeeds_exactly_once,
@@ -21,17 +21,28 @@ async fn flow_round_trip_and_expiry(db: TestDb) {
 
     assert_eq!(s.flow("f-real", NOW).await.unwrap(), Some(real.clone()));
     assert_eq!(s.flow("f-decoy", NOW).await.unwrap(), Some(decoy));
-    assert_eq!(s.flow("f-real", NOW + 599).await.unwrap(), Some(real));
+    assert_eq!(
+        s.flow("f-real", NOW + 599).await.unwrap(),
+        Some(real.clone())
+    );
     // Expired at `expires_at` itself.
     assert_eq!(s.flow("f-real", NOW + 600).await.unwrap(), None);
     assert_eq!(s.flow("missing", NOW).await.unwrap(), None);
 
-    // Ids are unique; the error names no id.
+    // Ids are unique, also of an expired flow; the error names no id and changes nothing.
     let again = s.insert_flow(&flow("f-real", None, NOW + 1)).await;
     match again {
         Err(StoreError::Database(text)) => assert!(!text.contains("f-real"), "{text}"),
         other => panic!("expected a database error, got {other:?}"),
     }
+    assert_eq!(s.flow("f-real", NOW).await.unwrap(), Some(real));
+    s.insert_flow(&flow("f-gone", None, NOW)).await.unwrap();
+    assert_eq!(s.flow("f-gone", NOW).await.unwrap(), None);
+    let expired = s.insert_flow(&flow("f-gone", None, NOW + 600)).await;
+    assert!(
+        matches!(expired, Err(StoreError::Database(_))),
+        "{expired:?}"
+    );
 }
 
 async fn update_flow_is_optimistic(db: TestDb) {
@@ -71,6 +82,9 @@ async fn delete_flow_succeeds_exactly_once(db: TestDb) {
     s.insert_flow(&flow("f1", Some(guid(1)), NOW + 600))
         .await
         .unwrap();
+    s.put_challenge(&challenge("c1", "f1", "reset:email", NOW + 300))
+        .await
+        .unwrap();
     let results = race(30, |_| {
         let s = s.clone();
         async move { s.delete_flow("f1").await.unwrap() }
@@ -79,6 +93,12 @@ async fn delete_flow_succeeds_exactly_once(db: TestDb) {
     assert_eq!(results.iter().filter(|&&won| won).count(), 1);
     assert_eq!(s.flow("f1", NOW).await.unwrap(), None);
     assert!(!s.delete_flow("f1").await.unwrap());
+    // Its challenge went with it.
+    assert_eq!(s.challenge("f1", "reset:email", NOW).await.unwrap(), None);
+    assert_eq!(s.fail_challenge("c1").await.unwrap(), None);
+    // The id is free again.
+    s.insert_flow(&flow("f1", None, NOW + 600)).await.unwrap();
+    assert_eq!(s.challenge("f1", "reset:email", NOW).await.unwrap(), None);
 }
 
 async fn delete_user_flows_takes_their_challenges(db: TestDb) {
@@ -104,6 +124,7 @@ async fn delete_user_flows_takes_their_challenges(db: TestDb) {
     // The code of a deleted flow is dead too (invariant 8).
     assert_eq!(s.challenge("a1", "reset:email", NOW).await.unwrap(), None);
     assert!(!s.consume_challenge("c-a1").await.unwrap());
+    assert_eq!(s.fail_challenge("c-a1").await.unwrap(), None);
 
     assert!(s.flow("b1", NOW).await.unwrap().is_some());
     assert!(s.flow("decoy", NOW).await.unwrap().is_some());

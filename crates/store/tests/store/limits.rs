@@ -1,16 +1,17 @@
+use rekey_core::fakes::MemStore;
 use rekey_core::store::Store;
 use rekey_store::RATE_EVENT_RETENTION;
 
 use crate::race;
-use crate::support::{self, NOW, TestDb, challenge, flow, guid};
+use crate::support::{self, NOW, TestDb, challenge, flow, guid, outbox_item};
 
-both!(
+contract!(
     hit_counts_events_in_the_window,
     hit_is_atomic_across_replicas,
     hit_prunes_old_events_of_its_key,
     lock_keeps_the_later_until,
-    purge_expired_removes_only_the_dead,
 );
+both!(purge_expired_removes_only_the_dead);
 
 async fn hit_counts_events_in_the_window(db: TestDb) {
     let s = db.store().await;
@@ -44,6 +45,7 @@ async fn hit_is_atomic_across_replicas(db: TestDb) {
 }
 
 async fn hit_prunes_old_events_of_its_key(db: TestDb) {
+    assert_eq!(MemStore::RATE_EVENT_RETENTION, RATE_EVENT_RETENTION);
     let s = db.store().await;
     s.hit("k", NOW, 60).await.unwrap();
     s.hit("other", NOW, 60).await.unwrap();
@@ -91,7 +93,7 @@ async fn lock_keeps_the_later_until(db: TestDb) {
 }
 
 async fn purge_expired_removes_only_the_dead(db: TestDb) {
-    let s = db.store().await;
+    let s = db.sql().await;
     s.insert_flow(&flow("dead", Some(guid(1)), NOW))
         .await
         .unwrap();
@@ -111,6 +113,9 @@ async fn purge_expired_removes_only_the_dead(db: TestDb) {
     s.lock("live", NOW + 1).await.unwrap();
     s.hit("old", NOW - RATE_EVENT_RETENTION, 60).await.unwrap();
     s.hit("recent", NOW - 1, 60).await.unwrap();
+    let mut expired = outbox_item("o-expired", NOW - 700);
+    expired.expires_at = NOW - 1;
+    s.enqueue(&expired).await.unwrap();
 
     // flow "dead" (+ its challenge by cascade, not counted), challenge "c-dead", lock "dead",
     // event "old".
@@ -128,4 +133,6 @@ async fn purge_expired_removes_only_the_dead(db: TestDb) {
     let forever = 4 * RATE_EVENT_RETENTION;
     assert_eq!(s.hits("old", NOW, forever).await.unwrap(), 0);
     assert_eq!(s.hits("recent", NOW, forever).await.unwrap(), 1);
+    // Expired outbox items stay for the worker to give up (and audit).
+    assert_eq!(s.claim(NOW, 60, 10).await.unwrap().len(), 1);
 }

@@ -1,4 +1,5 @@
-//! The `Store` port on both backends: every test body runs on SQLite and on PostgreSQL.
+//! The `Store` contract: every test body that only uses the trait runs on SQLite, PostgreSQL and
+//! the in-memory fake (`contract!`); bodies that need SQL run on both databases (`both!`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rekey_store::SqlStore;
@@ -11,6 +12,8 @@ mod challenges;
 mod errors;
 mod flows;
 mod limits;
+mod outbox;
+mod reserve;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,22 +1,52 @@
 //! Test databases and fixtures, shared by the integration tests and the crate's unit tests.
 //!
-//! Every test body runs twice (`both!`): on a fresh SQLite file in a temp directory and on a fresh
-//! PostgreSQL database `rekey_test_<pid>_<n>`, created through the `postgres` database of the
-//! server at `$REKEY_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432`, trust auth) and
-//! dropped when the test ends. No server → the PostgreSQL variants fail, they never skip.
+//! The contract suite (`contract!`): every test body that only uses the `Store` trait runs three
+//! times, on a fresh SQLite file in a temp directory, on a fresh PostgreSQL database
+//! `rekey_test_<pid>_<n>`, and on the in-memory fake `rekey_core::fakes::MemStore`, so the fake the
+//! engine's tests use cannot drift from the real store. Bodies that need SQL specifics (raw SQL,
+//! triggers, migrations, `SqlStore`'s own methods) run on the two databases only (`both!`).
+//!
+//! The PostgreSQL database is created through the `postgres` database of the server at
+//! `$REKEY_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432`, trust auth) and dropped
+//! when the test ends. No server → the PostgreSQL variants fail, they never skip.
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rekey_core::Guid;
 use rekey_core::audit::{Actor, AuditEvent, Operation};
-use rekey_core::store::{Challenge, FlowKind, FlowRecord};
+use rekey_core::fakes::MemStore;
+use rekey_core::store::{Challenge, FlowKind, FlowRecord, OutboxItem, OutboxKind, Store};
 use sqlx::{Connection, Executor, PgConnection};
 
 use super::SqlStore;
 
-/// Generate `<name>::sqlite` and `<name>::postgres` tests running `async fn <name>(db: TestDb)`.
+/// The contract: generate `<name>::sqlite`, `<name>::postgres` and `<name>::mem` tests running
+/// `async fn <name>(db: TestDb)`, which may use only `db.store()` (the `Store` trait).
+#[allow(unused_macros)]
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::support::run(super::support::Kind::Sqlite, super::$name).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::support::run(super::support::Kind::Postgres, super::$name).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mem() {
+                super::support::run(super::support::Kind::Mem, super::$name).await;
+            }
+        }
+    )*};
+}
+
+/// SQL only: generate `<name>::sqlite` and `<name>::postgres` tests running
+/// `async fn <name>(db: TestDb)`, which may use `db.sql()`.
 macro_rules! both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -39,6 +69,8 @@ const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432";
 pub enum Kind {
     Sqlite,
     Postgres,
+    /// `rekey_core::fakes::MemStore` (contract bodies only).
+    Mem,
 }
 
 /// A fresh, empty database; removed on drop (best effort).
@@ -46,13 +78,19 @@ pub struct TestDb {
     pub kind: Kind,
     /// `rekey_test_<pid>_<n>`: the PostgreSQL database, or the SQLite file's directory.
     pub name: String,
+    /// Empty for `Kind::Mem`.
     pub url: String,
     cleanup: Cleanup,
 }
 
 enum Cleanup {
     Dir(PathBuf),
-    Database { server: String, name: String },
+    Database {
+        server: String,
+        name: String,
+    },
+    /// The in-memory store every handle of this "database" shares.
+    Mem(Arc<MemStore>),
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -108,11 +146,31 @@ impl TestDb {
                     name,
                 }
             }
+            Kind::Mem => Self {
+                kind,
+                name,
+                url: String::new(),
+                cleanup: Cleanup::Mem(Arc::default()),
+            },
         }
     }
 
-    /// A new `SqlStore` on this database: calling it twice gives two replicas.
-    pub async fn store(&self) -> SqlStore {
+    /// A new handle on this database through the `Store` trait: calling it twice gives two
+    /// replicas (two `SqlStore`s on one database, or two handles on one `MemStore`).
+    pub async fn store(&self) -> Arc<dyn Store> {
+        match &self.cleanup {
+            Cleanup::Mem(mem) => mem.clone(),
+            _ => Arc::new(self.sql().await),
+        }
+    }
+
+    /// A new `SqlStore` on this database (SQL-only bodies): calling it twice gives two replicas.
+    pub async fn sql(&self) -> SqlStore {
+        assert_ne!(
+            self.kind,
+            Kind::Mem,
+            "a SQL-only body ran on the in-memory store"
+        );
         SqlStore::connect(&self.url).await.unwrap()
     }
 }
@@ -120,6 +178,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.cleanup {
+            Cleanup::Mem(_) => {}
             Cleanup::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -199,5 +258,18 @@ pub fn event(n: i64) -> AuditEvent {
         methods: vec!["email".into()],
         zones: vec![],
         error_code: None,
+        detail: None,
+    }
+}
+
+pub fn outbox_item(id: &str, not_before: i64) -> OutboxItem {
+    OutboxItem {
+        id: id.into(),
+        kind: OutboxKind::Mail,
+        payload: format!("sealed {id}").into_bytes(),
+        user: Some(guid(1)),
+        not_before,
+        expires_at: not_before + 600,
+        attempts: 0,
     }
 }

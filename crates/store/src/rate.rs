@@ -1,0 +1,162 @@
+//! Rate-limit events, reservations and locks.
+//!
+//! A reservation is a rate event with the id the database gave it: it counts in `hit`/`hits` like
+//! any other event, and `release` deletes it by id. `hit` and `reserve` of one key are serialized
+//! by the same lock, so a count they read cannot change before their insert.
+
+use rekey_core::store::{StoreResult, UnixTime};
+
+use crate::sql::{LOCK_NS_RATE, count};
+use crate::{RATE_EVENT_RETENTION, SqlStore, map_err};
+
+/// The key's events that no window needs any more (see [`RATE_EVENT_RETENTION`]).
+const PRUNE: &str = "DELETE FROM rate_events WHERE event_key = $1 AND happened_at <= $2";
+/// Events of a key in `(since, now]`.
+const COUNT: &str = "SELECT COUNT(*) FROM rate_events \
+                     WHERE event_key = $1 AND happened_at > $2 AND happened_at <= $3";
+const INSERT: &str =
+    "INSERT INTO rate_events (event_key, happened_at) VALUES ($1, $2) RETURNING id";
+
+/// The prune horizon and the window's lower (open) bound at `now`.
+fn bounds(now: UnixTime, window: i64) -> (UnixTime, UnixTime) {
+    (
+        now.saturating_sub(window.max(RATE_EVENT_RETENTION)),
+        now.saturating_sub(window),
+    )
+}
+
+impl SqlStore {
+    pub(crate) async fn rate_hit(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32> {
+        self.hit_tx(key, now, window)
+            .await
+            .map(count)
+            .map_err(map_err)
+    }
+
+    async fn hit_tx(&self, key: &str, now: UnixTime, window: i64) -> Result<i64, sqlx::Error> {
+        let (horizon, since) = bounds(now, window);
+        serialized!(self, LOCK_NS_RATE, key, |tx| {
+            sqlx::query(PRUNE)
+                .bind(key)
+                .bind(horizon)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT)
+                .bind(key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query_scalar::<_, i64>(COUNT)
+                .bind(key)
+                .bind(since)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+        })
+    }
+
+    pub(crate) async fn rate_hits(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window: i64,
+    ) -> StoreResult<u32> {
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(COUNT)
+            .bind(key)
+            .bind(now.saturating_sub(window))
+            .bind(now)
+            .fetch_one(p)
+            .await)
+        .map_err(map_err)?;
+        Ok(count(n))
+    }
+
+    pub(crate) async fn rate_reserve(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window: i64,
+        limit: u32,
+    ) -> StoreResult<Option<i64>> {
+        self.reserve_tx(key, now, window, limit)
+            .await
+            .map_err(map_err)
+    }
+
+    /// Count, then insert only below the limit, under the key's lock. Prunes like `hit`, also when
+    /// the budget is spent.
+    async fn reserve_tx(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window: i64,
+        limit: u32,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let (horizon, since) = bounds(now, window);
+        serialized!(self, LOCK_NS_RATE, key, |tx| {
+            sqlx::query(PRUNE)
+                .bind(key)
+                .bind(horizon)
+                .execute(&mut *tx)
+                .await?;
+            let n: i64 = sqlx::query_scalar(COUNT)
+                .bind(key)
+                .bind(since)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            if n < i64::from(limit) {
+                Some(
+                    sqlx::query_scalar::<_, i64>(INSERT)
+                        .bind(key)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                )
+            } else {
+                None
+            }
+        })
+    }
+
+    /// One statement: of concurrent callers with the same id, one deletes the row.
+    pub(crate) async fn rate_release(&self, key: &str, id: i64) -> StoreResult<bool> {
+        const SQL: &str = "DELETE FROM rate_events WHERE id = $1 AND event_key = $2";
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(id)
+            .bind(key)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1))
+        .map_err(map_err)
+    }
+
+    pub(crate) async fn rate_lock(&self, key: &str, until: UnixTime) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO locks (lock_key, locked_until) VALUES ($1, $2) \
+                           ON CONFLICT (lock_key) DO UPDATE SET locked_until = excluded.locked_until \
+                           WHERE excluded.locked_until > locks.locked_until";
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(key)
+            .bind(until)
+            .execute(p)
+            .await
+            .map(drop))
+        .map_err(map_err)
+    }
+
+    /// Locked while `now < until`.
+    pub(crate) async fn rate_locked_until(
+        &self,
+        key: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<UnixTime>> {
+        const SQL: &str =
+            "SELECT locked_until FROM locks WHERE lock_key = $1 AND locked_until > $2";
+        on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(key)
+            .bind(now)
+            .fetch_optional(p)
+            .await)
+        .map_err(map_err)
+    }
+}
