@@ -4,10 +4,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Who acted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Actor {
     /// The end user (self-service), identified only by what the target is.
+    #[default]
     User,
     Helpdesk(String),
     Admin(String),
@@ -25,6 +26,8 @@ pub enum Operation {
     Change,
     Enroll,
     MethodRemoved,
+    /// A notification (code or notice) the outbox could not deliver.
+    Notify,
 }
 
 /// One landing zone's result for an operation.
@@ -46,7 +49,8 @@ pub struct AuditEvent {
     pub support_id: String,
     pub actor: Actor,
     pub operation: Operation,
-    /// `ok` or `failed`.
+    /// `ok`, `failed`, `partial` (some landing zones only) or `decoy` (identify for an account
+    /// that gets no code, invariant 9).
     pub result: String,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
@@ -55,6 +59,10 @@ pub struct AuditEvent {
     pub methods: Vec<String>,
     pub zones: Vec<ZoneResult>,
     pub error_code: Option<String>,
+    /// Why, in a word or two (`unknown`, `budget`, `decoy:not_enrolled`, `code_sent`): never a
+    /// secret. Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl AuditEvent {

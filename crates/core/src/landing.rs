@@ -266,6 +266,36 @@ pub trait Directory: Send + Sync {
     ) -> BoxFuture<'a, Result<PasswordPolicy, DirectoryError>>;
 }
 
+/// The engine's permission to write one account: only `rekey-core`'s engine creates it, after the
+/// gates passed and scope, tier and state were re-read live (invariants 23, 34). A landing zone
+/// accepts nothing else, so no handler, CLI command or test helper in a shipped crate can write a
+/// password beside the engine and its audit record.
+#[derive(Debug)]
+pub struct WriteGrant<'a> {
+    account: &'a Account,
+}
+
+impl<'a> WriteGrant<'a> {
+    /// Only the engine grants writes.
+    pub(crate) fn new(account: &'a Account) -> Self {
+        Self { account }
+    }
+
+    /// A grant for a landing zone's own tests (feature `fakes`, never enabled by the binary:
+    /// `rekey`'s dependency tree is checked by a test).
+    #[cfg(any(test, feature = "fakes"))]
+    #[must_use]
+    pub fn for_zone_tests(account: &'a Account) -> Self {
+        Self { account }
+    }
+
+    /// The account the engine checked.
+    #[must_use]
+    pub fn account(&self) -> &'a Account {
+        self.account
+    }
+}
+
 /// A place passwords are written. Every operation returns a typed outcome.
 pub trait LandingZone: Send + Sync {
     fn id(&self) -> ZoneId;
@@ -273,7 +303,7 @@ pub trait LandingZone: Send + Sync {
     /// Administrative reset: set a new password without knowing the old one.
     fn reset<'a>(
         &'a self,
-        account: &'a Account,
+        grant: &'a WriteGrant<'a>,
         new: &'a Password,
         options: ResetOptions,
     ) -> BoxFuture<'a, Result<Landed, LandingError>>;
@@ -281,11 +311,14 @@ pub trait LandingZone: Send + Sync {
     /// User change: the zone verifies `old` and enforces history and minimum age.
     fn change<'a>(
         &'a self,
-        account: &'a Account,
+        grant: &'a WriteGrant<'a>,
         old: &'a Password,
         new: &'a Password,
     ) -> BoxFuture<'a, Result<Landed, LandingError>>;
 
     /// Clear a lockout without touching the password.
-    fn unlock<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<Landed, LandingError>>;
+    fn unlock<'a>(
+        &'a self,
+        grant: &'a WriteGrant<'a>,
+    ) -> BoxFuture<'a, Result<Landed, LandingError>>;
 }

@@ -27,7 +27,7 @@ pub use account::{Account, AccountState, Guid, Identifier, Sid};
 pub use error::UserFacing;
 pub use landing::{
     BoxFuture, Diagnostic, Directory, DirectoryError, Landed, LandingError, LandingZone, Rejection,
-    ResetOptions, ZoneId,
+    ResetOptions, WriteGrant, ZoneId,
 };
 pub use policy::{PasswordPolicy, PolicySource, Violation};
 pub use secret::Password;

@@ -29,6 +29,34 @@ pub enum Ineligible {
 }
 
 impl Ineligible {
+    /// The stable code, for operator paths (CLI, helpdesk) only: the portal never tells.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Disabled => "RK-ACC-002",
+            Self::SmartcardRequired => "RK-ACC-003",
+            Self::OutOfScope | Self::NotInPilot => "RK-SCOPE-001",
+            Self::PrivilegedExcluded => "RK-TIER-001",
+        }
+    }
+
+    /// Plain words for an operator.
+    #[must_use]
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Disabled => "The account is disabled.",
+            Self::SmartcardRequired => {
+                "The account requires a smartcard for interactive logon; it has no password to reset."
+            }
+            Self::OutOfScope => "The account is outside the self-service scope (groups / OUs).",
+            Self::NotInPilot => "The account is not in the pilot group.",
+            Self::PrivilegedExcluded => {
+                "The account is privileged (member of a protected group); Rekey does not reset or \
+                 unlock privileged accounts: use your tier-0 procedure."
+            }
+        }
+    }
+
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {

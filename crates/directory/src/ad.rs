@@ -265,7 +265,9 @@ impl ActiveDirectory {
                         r.to_string(),
                     )));
                 }
-                Err(e) => last = Some(unavailable(Some(url), &e)),
+                // The bind may have reached the DC (and counted in badPwdCount if wrong): never
+                // repeat it on another DC, or one attempt could count twice (invariant 35).
+                Err(e) => return Err(DirectoryError::Unavailable(unavailable(Some(url), &e))),
             }
         }
         Err(DirectoryError::Unavailable(last.unwrap_or_else(|| {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::SetupError;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdConfig {
     /// DCs in order of preference, e.g. `["ldaps://dc1.corp.example.com"]`. Writes go to the PDC
@@ -43,6 +43,28 @@ pub struct AdConfig {
     /// non-critical: Windows Server 2012+ honours it, Samba ignores it).
     #[serde(default = "defaults::yes")]
     pub history_on_reset: bool,
+}
+
+/// Like the derived `Debug`, but the bind password is never printed (invariant 30).
+impl std::fmt::Debug for AdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdConfig")
+            .field("urls", &self.urls)
+            .field("ca_file", &self.ca_file)
+            .field("bind_dn", &self.bind_dn)
+            .field("bind_password_file", &self.bind_password_file)
+            .field(
+                "bind_password",
+                &self.bind_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("base_dn", &self.base_dn)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("op_timeout_ms", &self.op_timeout_ms)
+            .field("allow_plaintext", &self.allow_plaintext)
+            .field("history_on_reset", &self.history_on_reset)
+            .finish()
+    }
 }
 
 mod defaults {
@@ -155,5 +177,20 @@ impl AdConfig {
             return Err(bad("directory.bind_password", "is empty".into()));
         }
         Ok(password)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_never_shows_the_bind_password() {
+        let mut c = super::AdConfig::new(vec!["ldaps://dc1".into()], "CN=svc");
+        c.bind_password = Some("Sup3r-Secret!".into());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("Sup3r-Secret!"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("CN=svc"),
+            "{shown}"
+        );
     }
 }

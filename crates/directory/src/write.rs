@@ -8,7 +8,7 @@ use ldap3::Mod;
 use ldap3::controls::RawControl;
 use rekey_core::{
     Account, BoxFuture, Diagnostic, Landed, LandingError, LandingZone, Password, Rejection,
-    ResetOptions, ZoneId,
+    ResetOptions, WriteGrant, ZoneId,
 };
 use zeroize::Zeroizing;
 
@@ -203,23 +203,26 @@ impl LandingZone for ActiveDirectory {
 
     fn reset<'a>(
         &'a self,
-        account: &'a Account,
+        grant: &'a WriteGrant<'a>,
         new: &'a Password,
         options: ResetOptions,
     ) -> BoxFuture<'a, Result<Landed, LandingError>> {
-        Box::pin(self.reset_password(account, new, options))
+        Box::pin(self.reset_password(grant.account(), new, options))
     }
 
     fn change<'a>(
         &'a self,
-        account: &'a Account,
+        grant: &'a WriteGrant<'a>,
         old: &'a Password,
         new: &'a Password,
     ) -> BoxFuture<'a, Result<Landed, LandingError>> {
-        Box::pin(self.change_password(account, old, new))
+        Box::pin(self.change_password(grant.account(), old, new))
     }
 
-    fn unlock<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<Landed, LandingError>> {
-        Box::pin(self.unlock_account(account))
+    fn unlock<'a>(
+        &'a self,
+        grant: &'a WriteGrant<'a>,
+    ) -> BoxFuture<'a, Result<Landed, LandingError>> {
+        Box::pin(self.unlock_account(grant.account()))
     }
 }

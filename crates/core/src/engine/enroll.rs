@@ -1,9 +1,11 @@
 //! Enrollment: sign in with directory credentials, register an email address, confirm it with a
 //! code. Every method change is notified and audited.
 
+use super::reset::NOTICE_TTL;
 use super::state::{FlowId, Step};
-use super::{AuditDetail, Engine, EngineError, EngineResult, RequestContext};
-use crate::account::Identifier;
+use super::trail::Trail;
+use super::{Engine, EngineError, EngineResult, RequestContext};
+use crate::account::Guid;
 use crate::audit::Operation;
 use crate::mask::mask_email;
 use crate::notify::Email;
@@ -22,7 +24,7 @@ pub enum EnrollStep {
 }
 
 /// A plausible address: one `@`, no spaces or controls, a dot in the domain, ≤ 254 bytes.
-fn valid_address(a: &str) -> bool {
+pub(crate) fn valid_address(a: &str) -> bool {
     let Some((local, domain)) = a.split_once('@') else {
         return false;
     };
@@ -45,57 +47,40 @@ impl Engine {
         who: &str,
         password: &Password,
     ) -> EngineResult<FlowId> {
-        self.ip_budget(ctx, "password").await?;
-        let account = match Identifier::parse(who) {
-            Some(id) => self.inner.directory.find(&id).await?,
-            None => None,
-        };
-        let fail = |why: &str| AuditDetail::failed(&format!("RK-ENROLL-001:{why}"));
-        let Some(account) = account else {
-            self.audit(ctx, Operation::Enroll, None, fail("unknown"))
-                .await?;
-            return Err(EngineError::SignInFailed);
-        };
-        let eligible = self
-            .inner
-            .scope
-            .check(&account, &self.inner.protected)
-            .is_ok();
-        if !eligible
-            || account.state.locked
-            || password.is_blank()
-            || self.password_attempts_left(&account).await? == 0
-        {
-            self.audit(ctx, Operation::Enroll, Some(&account), fail("refused"))
-                .await?;
-            return Err(EngineError::SignInFailed);
-        }
+        let mut trail = Trail::new(Operation::Enroll);
+        trail.methods(&["password"]);
+        let result = self
+            .enroll_sign_in_inner(ctx, &mut trail, who, password)
+            .await;
+        self.record(ctx, trail, result).await
+    }
+
+    async fn enroll_sign_in_inner(
+        &self,
+        ctx: &RequestContext,
+        trail: &mut Trail,
+        who: &str,
+        password: &Password,
+    ) -> EngineResult<FlowId> {
+        let (account, reservation) = self
+            .password_attempt(ctx, trail, who, password, EngineError::SignInFailed)
+            .await?;
         if !self
             .inner
             .directory
             .authenticate(&account, password)
             .await?
         {
-            self.count_password_failure(&account).await?;
-            self.audit(ctx, Operation::Enroll, Some(&account), fail("bad_password"))
-                .await?;
             return Err(EngineError::SignInFailed);
         }
-        let flow = self
-            .new_flow(
-                FlowKind::Enroll,
-                Some(account.guid),
-                &Step::SignedIn { at: self.now() },
-            )
-            .await?;
-        self.audit(
-            ctx,
-            Operation::Enroll,
-            Some(&account),
-            AuditDetail::ok(vec!["password".into()]),
+        self.release(reservation).await;
+        trail.note("signed_in");
+        self.new_flow(
+            FlowKind::Enroll,
+            Some(account.guid),
+            &Step::SignedIn { at: self.now() },
         )
-        .await?;
-        Ok(flow)
+        .await
     }
 
     pub async fn enroll_step(&self, flow: &str) -> EngineResult<EnrollStep> {
@@ -121,11 +106,25 @@ impl Engine {
     /// Register an address: a code goes to it; the sign-in must be recent (≤ 5 min).
     pub async fn enroll_email(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
+        flow: &str,
+        address: &str,
+    ) -> EngineResult<()> {
+        let mut trail = Trail::new(Operation::Enroll);
+        trail.methods(&["email"]);
+        trail.note("address");
+        let result = self.enroll_email_inner(&mut trail, flow, address).await;
+        self.record(ctx, trail, result).await
+    }
+
+    async fn enroll_email_inner(
+        &self,
+        trail: &mut Trail,
         flow: &str,
         address: &str,
     ) -> EngineResult<()> {
         let loaded = self.load(flow, &[FlowKind::Enroll]).await?;
+        trail.target_guid(loaded.user());
         let user = *loaded.user().ok_or(EngineError::FlowExpired)?;
         let at = match loaded.step {
             Step::SignedIn { at } | Step::AwaitEnrollCode { at, .. } => at,
@@ -148,9 +147,8 @@ impl Engine {
             "Confirm your address for {} self-service",
             self.inner.config.organisation
         );
-        self.issue_code(flow, &user, PURPOSE, address, &subject)
-            .await?;
-        Ok(())
+        self.issue_code(&loaded.record.id, &user, PURPOSE, address, &subject)
+            .await
     }
 
     /// Confirm the address with its code; the method is then enrolled.
@@ -160,7 +158,21 @@ impl Engine {
         flow: &str,
         code: &str,
     ) -> EngineResult<()> {
+        let mut trail = Trail::new(Operation::Enroll);
+        trail.methods(&["email_otp"]);
+        trail.note("confirm");
+        let result = self.enroll_confirm_inner(&mut trail, flow, code).await;
+        self.record(ctx, trail, result).await
+    }
+
+    async fn enroll_confirm_inner(
+        &self,
+        trail: &mut Trail,
+        flow: &str,
+        code: &str,
+    ) -> EngineResult<()> {
         let loaded = self.load(flow, &[FlowKind::Enroll]).await?;
+        trail.target_guid(loaded.user());
         let Step::AwaitEnrollCode {
             at,
             address,
@@ -175,19 +187,11 @@ impl Engine {
             address: address.clone(),
             attempts,
         };
-        let account = self.inner.directory.by_guid(&user).await?;
-        if let Err(e) = self
-            .check_code(&loaded, PURPOSE, code, attempts, retry)
-            .await
-        {
-            self.audit(
-                ctx,
-                Operation::Enroll,
-                account.as_ref(),
-                AuditDetail::failed(crate::error::UserFacing::code(&e)),
-            )
+        self.check_code(&loaded, PURPOSE, code, attempts, retry)
             .await?;
-            return Err(e);
+        let account = self.inner.directory.by_guid(&user).await?;
+        if let Some(a) = &account {
+            trail.target(a);
         }
         let previous = self.inner.store.enrollments(&user).await?;
         let previous = previous.into_iter().find(|e| e.method == MethodKind::Email);
@@ -200,36 +204,49 @@ impl Engine {
                 verified_at: self.now(),
             })
             .await?;
-        self.inner.store.delete_flow(flow).await?;
-        self.audit(
-            ctx,
-            Operation::Enroll,
-            account.as_ref(),
-            AuditDetail::ok(vec!["email_otp".into()]),
-        )
-        .await?;
-        // Tell the old address too: a hijacker changing the method must not go unnoticed.
-        let org = &self.inner.config.organisation;
-        for to in previous
-            .map(|p| p.value)
-            .into_iter()
-            .chain(std::iter::once(address))
-        {
-            let mail = Email {
-                to,
-                subject: format!("Your {org} self-service email was changed"),
-                body: format!(
-                    "The email address used to verify your identity for {org} self-service was set to \
-                     this address{}.\n\nNot you? Contact the helpdesk at once.\n",
-                    account.as_ref().map_or(String::new(), |a| format!(
-                        " for account {}",
-                        a.sam_account_name
-                    )),
-                ),
-            };
-            let _ = self.mail(&user.to_string(), mail).await;
-        }
+        self.forget(flow).await?;
+        let sam = account.as_ref().map(|a| a.sam_account_name.as_str());
+        self.notify_method_change(&user, sam, previous.map(|p| p.value), &address)
+            .await;
         Ok(())
+    }
+
+    /// Tell the new address it was registered and the old one where it moved (masked): a
+    /// hijacker changing the method must not go unnoticed.
+    pub(crate) async fn notify_method_change(
+        &self,
+        user: &Guid,
+        sam: Option<&str>,
+        old: Option<String>,
+        new: &str,
+    ) {
+        let org = &self.inner.config.organisation;
+        let account = sam.map_or(String::new(), |s| format!(" for account {s}"));
+        let subject = format!("Your {org} self-service email was changed");
+        let mut mails = vec![Email {
+            to: new.to_owned(),
+            subject: subject.clone(),
+            body: format!(
+                "This address was registered to verify your identity for {org} self-service\
+                 {account}.\n\nNot you? Contact the helpdesk at once.\n"
+            ),
+        }];
+        if let Some(old) = old.filter(|o| !o.eq_ignore_ascii_case(new)) {
+            mails.push(Email {
+                to: old,
+                subject,
+                body: format!(
+                    "The email address used to verify your identity for {org} self-service\
+                     {account} was changed from this address to {masked}.\n\n\
+                     Not you? Contact the helpdesk at once.\n",
+                    masked = mask_email(new),
+                ),
+            });
+        }
+        for mail in &mails {
+            let _ = self.queue_mail(user, mail, NOTICE_TTL).await;
+        }
+        self.kick_outbox().await;
     }
 }
 

@@ -23,7 +23,7 @@ impl Engine {
     }
 
     /// Create a code for (flow, user, purpose), store its hash (replacing any earlier code) and
-    /// mail it.
+    /// queue the mail (sent after the answer, invariant 9). `flow_id` is the flow's store key.
     pub(crate) async fn issue_code(
         &self,
         flow_id: &str,
@@ -51,15 +51,14 @@ impl Engine {
         );
         // Over the per-user mail budget the code is silently not sent (invariant 27): the page is
         // the same either way.
-        self.mail(
-            &user.to_string(),
-            Email {
-                to: to.to_owned(),
-                subject: subject.to_owned(),
-                body,
-            },
-        )
-        .await?;
+        let mail = Email {
+            to: to.to_owned(),
+            subject: subject.to_owned(),
+            body,
+        };
+        self.queue_mail(user, &mail, self.inner.config.code_ttl.min(600))
+            .await?;
+        self.kick_outbox().await;
         Ok(())
     }
 
@@ -104,7 +103,12 @@ impl Engine {
                     Err(EngineError::WrongCode)
                 };
             }
-            let n = self.inner.store.fail_challenge(&c.id).await?;
+            let n = self
+                .inner
+                .store
+                .fail_challenge(&c.id)
+                .await?
+                .unwrap_or(u32::MAX);
             if n >= cfg.max_code_attempts {
                 self.inner.store.consume_challenge(&c.id).await?;
             }

@@ -4,26 +4,34 @@
 //! Architecture invariant: the engine decides; adapters only carry out. It never sees HTTP,
 //! SQL or LDAP, and holds the new password only for the duration of the landing.
 
+mod admin;
+#[cfg(test)]
+mod audit_tests;
+mod budget;
 mod change;
 mod enroll;
 mod gate;
+mod outbox;
 mod reset;
 mod state;
 #[cfg(test)]
 mod tests;
+mod trail;
 
 use std::sync::Arc;
 
-use crate::account::Account;
-use crate::audit::{Actor, AuditEvent, Operation, ZoneResult};
-use crate::clock::{Clock, Random, unix, unix_ms};
+use crate::account::{Account, Identifier};
+use crate::audit::{Actor, ZoneResult};
+use crate::clock::{Clock, Random, unix};
 use crate::error::UserFacing;
-use crate::landing::{Directory, DirectoryError, LandingError, LandingZone, Rejection, ZoneId};
-use crate::notify::{Email, Mailer};
+use crate::landing::{Directory, DirectoryError, LandingError, LandingZone, ZoneId};
+use crate::notify::Mailer;
 use crate::policy::{PasswordPolicy, Violation};
-use crate::scope::ScopeRules;
+use crate::scope::{Ineligible, ScopeRules};
 use crate::store::{Store, StoreError};
 use crate::tier::ProtectedGroups;
+
+use trail::Trail;
 
 pub use change::ChangeOutcome;
 pub use enroll::EnrollStep;
@@ -47,9 +55,13 @@ pub struct EngineConfig {
     pub enroll_cooldown: i64,
     /// How recent an enrollment sign-in must be to add a method (5 min).
     pub enroll_signin_ttl: i64,
-    /// Rekey's own budget of wrong current passwords per account per lockout window, always
-    /// kept below the effective lockout threshold (invariant 35).
+    /// Rekey's own budget of anonymous password attempts (change, enrollment sign-in) per
+    /// account per lockout window, reserved before the DC is asked (invariant 35).
     pub change_failure_budget: u32,
+    /// Attempts stop while the account's badPwdCount would pass `lockout threshold − margin`:
+    /// with the default 2 the real user still has two typos left before AD locks them out, even
+    /// right after an attack (invariant 35).
+    pub lockout_margin: u32,
     /// Change / sign-in attempts per client IP per hour.
     pub per_ip_attempts_per_hour: u32,
     /// Emails per user per hour (codes and notices together).
@@ -70,6 +82,7 @@ impl Default for EngineConfig {
             enroll_cooldown: 86_400,
             enroll_signin_ttl: 300,
             change_failure_budget: 3,
+            lockout_margin: 2,
             per_ip_attempts_per_hour: 30,
             emails_per_user_per_hour: 10,
             public_base_url: "https://localhost".into(),
@@ -78,7 +91,7 @@ impl Default for EngineConfig {
     }
 }
 
-/// Who is asking, as the web layer saw it.
+/// Who is asking, as the web layer (or the CLI) saw it.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     /// Client IP after the trusted-proxy rules (invariant 17).
@@ -86,6 +99,8 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     /// The id shown to the user and written to the audit record.
     pub support_id: String,
+    /// Who acts: the user (portal) or the operator running the CLI.
+    pub actor: Actor,
 }
 
 /// Failures a person sees: a stable code and a plain message. Causes go to the log.
@@ -123,6 +138,12 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("RK-MAIL-001: mail could not be sent")]
     Mail,
+    /// Operator paths only (the portal never says why): the account may not be written.
+    #[error("{}: account not eligible: {}", .0.code(), .0.as_str())]
+    Ineligible(Ineligible),
+    /// Operator paths only: no account matches the name.
+    #[error("RK-DIR-002: no such account")]
+    NoSuchAccount,
 }
 
 impl UserFacing for EngineError {
@@ -142,6 +163,8 @@ impl UserFacing for EngineError {
             Self::Directory(e) => e.code(),
             Self::Store(_) => "RK-STORE-001",
             Self::Mail => "RK-MAIL-001",
+            Self::Ineligible(why) => why.code(),
+            Self::NoSuchAccount => "RK-DIR-002",
         }
     }
 
@@ -172,6 +195,8 @@ impl UserFacing for EngineError {
             Self::Mail => {
                 "We could not send the email right now. Nothing was changed; try again soon."
             }
+            Self::Ineligible(why) => why.message(),
+            Self::NoSuchAccount => crate::landing::Rejection::NoSuchUser.message(),
         }
     }
 }
@@ -239,49 +264,20 @@ impl Engine {
         unix(self.inner.clock.now())
     }
 
-    /// Write an audit record; a failure to audit fails the operation (fail closed, invariant 34)
-    /// except after a landing, where the password already changed and the error is logged.
-    async fn audit(
-        &self,
-        ctx: &RequestContext,
-        op: Operation,
-        account: Option<&Account>,
-        result: AuditDetail,
-    ) -> EngineResult<()> {
-        let event = AuditEvent {
-            at_ms: unix_ms(self.inner.clock.now()),
-            support_id: ctx.support_id.clone(),
-            actor: Actor::User,
-            operation: op,
-            result: if result.ok { "ok" } else { "failed" }.into(),
-            client_ip: ctx.client_ip.clone(),
-            user_agent: ctx.user_agent.clone(),
-            target_guid: account.map(|a| a.guid.to_string()),
-            target_sam: account.map(|a| a.sam_account_name.clone()),
-            methods: result.methods,
-            zones: result.zones,
-            error_code: result.error_code,
+    /// Find an account by what a person typed. A name that matches more than one account is
+    /// treated like an unknown one (the decoy answer, never an error page, invariant 9).
+    async fn find(&self, who: &str, trail: &mut Trail) -> EngineResult<Option<Account>> {
+        let Some(id) = Identifier::parse(who) else {
+            return Ok(None);
         };
-        self.inner.store.append_audit(&event).await?;
-        Ok(())
-    }
-
-    /// Send a mail within the per-user budget (invariant 27). Over budget: silently not sent.
-    async fn mail(&self, budget_key: &str, mail: Email) -> EngineResult<bool> {
-        let n = self
-            .inner
-            .store
-            .hit(&format!("mail:{budget_key}"), self.now(), 3600)
-            .await?;
-        if n > self.inner.config.emails_per_user_per_hour {
-            return Ok(false);
+        match self.inner.directory.find(&id).await {
+            Ok(found) => Ok(found),
+            Err(DirectoryError::Ambiguous) => {
+                trail.note("ambiguous");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
         }
-        self.inner
-            .mailer
-            .send(&mail)
-            .await
-            .map_err(|_| EngineError::Mail)?;
-        Ok(true)
     }
 
     /// Per-IP budget for attempts that touch the directory with a password (invariant 35).
@@ -296,32 +292,6 @@ impl Engine {
             return Err(EngineError::RateLimited);
         }
         Ok(())
-    }
-}
-
-/// What an audit record says beyond the context.
-#[derive(Debug, Default)]
-struct AuditDetail {
-    ok: bool,
-    methods: Vec<String>,
-    zones: Vec<ZoneResult>,
-    error_code: Option<String>,
-}
-
-impl AuditDetail {
-    fn ok(methods: Vec<String>) -> Self {
-        Self {
-            ok: true,
-            methods,
-            ..Self::default()
-        }
-    }
-
-    fn failed(code: &str) -> Self {
-        Self {
-            error_code: Some(code.to_owned()),
-            ..Self::default()
-        }
     }
 }
 
@@ -360,9 +330,4 @@ fn precheck(
             policy: Box::new(policy.clone()),
         })
     }
-}
-
-/// Rejections that mean "the old password was wrong" for budget purposes.
-fn wrong_old(e: &LandingError) -> bool {
-    e.rejection() == Some(Rejection::WrongOldPassword)
 }

@@ -1,19 +1,20 @@
 //! Reset and unlock: identify → email code → (new password →) land → done.
 
 use super::state::{FlowId, Loaded, Step};
-use super::{
-    AuditDetail, Engine, EngineError, EngineResult, RequestContext, precheck, zone_result,
-};
-use crate::account::{Account, Identifier};
+use super::trail::Trail;
+use super::{Engine, EngineError, EngineResult, RequestContext, precheck, zone_result};
+use crate::account::Account;
 use crate::audit::Operation;
 use crate::error::UserFacing;
-use crate::landing::{LandingError, ResetOptions, ZoneId};
+use crate::landing::{LandingError, ResetOptions, WriteGrant, ZoneId};
 use crate::notify::Email;
 use crate::policy::PasswordPolicy;
 use crate::secret::Password;
 use crate::store::{FlowKind, MethodKind};
 
 const PURPOSE: &str = "reset:email";
+/// How long a notice is worth delivering (seconds).
+pub(crate) const NOTICE_TTL: i64 = 86_400;
 
 /// One zone's result, ready to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,24 @@ pub struct ZoneReport {
     pub outcome: &'static str,
     pub code: Option<&'static str>,
     pub message: Option<&'static str>,
+}
+
+/// What the zones said, in order.
+#[derive(Default)]
+pub(crate) struct Landing {
+    pub reports: Vec<ZoneReport>,
+    pub error: Option<LandingError>,
+}
+
+impl Landing {
+    /// The first zone's error if the FIRST zone failed (nothing landed anywhere).
+    pub fn first_error(&self) -> Option<&LandingError> {
+        if self.reports.len() == 1 {
+            self.error.as_ref()
+        } else {
+            None
+        }
+    }
 }
 
 /// The end of a reset or unlock.
@@ -57,29 +76,55 @@ fn report(zone: ZoneId, r: &Result<crate::landing::Landed, LandingError>) -> Zon
 
 impl Engine {
     /// Start a reset or unlock. The answer is the same whatever the account is (unknown,
-    /// disabled, out of scope, privileged, unenrolled, locked or normal, invariant 9): a flow id.
-    /// Only an eligible, enrolled account gets a code by mail.
+    /// ambiguous, disabled, out of scope, privileged, unenrolled, locked or normal, invariant 9):
+    /// a flow id. Only an eligible, enrolled account gets a code, queued for the outbox.
     pub async fn start_reset(
         &self,
         ctx: &RequestContext,
         kind: FlowKind,
         who: &str,
     ) -> EngineResult<FlowId> {
+        let mut trail = Trail::new(Operation::Identify);
+        let mut created = None;
+        let result = self
+            .start_reset_inner(&mut trail, kind, who, &mut created)
+            .await;
+        let result = self.record(ctx, trail, result).await;
+        if let (Err(_), Some(flow)) = (&result, created) {
+            // No orphan flow behind a failure (best effort: the store may be what failed).
+            let _ = self.forget(&flow).await;
+        }
+        result
+    }
+
+    async fn start_reset_inner(
+        &self,
+        trail: &mut Trail,
+        kind: FlowKind,
+        who: &str,
+        created: &mut Option<FlowId>,
+    ) -> EngineResult<FlowId> {
         let kind = if kind == FlowKind::Unlock {
             FlowKind::Unlock
         } else {
             FlowKind::Reset
         };
-        let found = match Identifier::parse(who) {
-            Some(id) => self.inner.directory.find(&id).await?,
-            None => None,
-        };
-        let (target, why) = match &found {
-            None => (None, "unknown"),
-            Some(account) => match self.eligible_enrolled(account).await? {
-                Ok(address) => (Some((account, address)), "ok"),
-                Err(why) => (None, why),
-            },
+        let found = self.find(who, trail).await?;
+        let target = match &found {
+            None => {
+                trail.decoy("unknown");
+                None
+            }
+            Some(account) => {
+                trail.target(account);
+                match self.eligible_enrolled(account).await? {
+                    Ok(address) => Some((account, address)),
+                    Err(why) => {
+                        trail.decoy(why);
+                        None
+                    }
+                }
+            }
         };
         let flow = self
             .new_flow(
@@ -88,18 +133,14 @@ impl Engine {
                 &Step::AwaitCode { attempts: 0 },
             )
             .await?;
+        created.replace(flow.clone());
         if let Some((account, address)) = &target {
             let subject = format!("Your {} verification code", self.inner.config.organisation);
-            self.issue_code(&flow, &account.guid, PURPOSE, address, &subject)
+            let key = self.flow_key(&flow);
+            self.issue_code(&key, &account.guid, PURPOSE, address, &subject)
                 .await?;
+            trail.methods(&["email_otp"]);
         }
-        let detail = if target.is_some() {
-            AuditDetail::ok(vec![])
-        } else {
-            AuditDetail::failed(&format!("ineligible:{why}"))
-        };
-        self.audit(ctx, Operation::Identify, found.as_ref(), detail)
-            .await?;
         Ok(flow)
     }
 
@@ -134,47 +175,40 @@ impl Engine {
         flow: &str,
         code: &str,
     ) -> EngineResult<FlowId> {
+        let mut trail = Trail::new(Operation::Verify);
+        trail.methods(&["email_otp"]);
+        let result = self.verify_reset_code_inner(&mut trail, flow, code).await;
+        self.record(ctx, trail, result).await
+    }
+
+    async fn verify_reset_code_inner(
+        &self,
+        trail: &mut Trail,
+        flow: &str,
+        code: &str,
+    ) -> EngineResult<FlowId> {
         let loaded = self
             .load(flow, &[FlowKind::Reset, FlowKind::Unlock])
             .await?;
+        // The flow's GUID is enough for the record: the identify record names the account, and
+        // no directory read here means real and decoy flows do the same work.
+        trail.target_guid(loaded.user());
         let Step::AwaitCode { attempts } = loaded.step else {
             return Err(EngineError::WrongStep);
         };
-        let result = self
-            .check_code(&loaded, PURPOSE, code, attempts, |attempts| {
-                Step::AwaitCode { attempts }
-            })
-            .await;
-        let account = self.flow_account(&loaded).await?;
-        if let Err(e) = result {
-            self.audit(
-                ctx,
-                Operation::Verify,
-                account.as_ref(),
-                AuditDetail::failed(e.code()),
-            )
-            .await?;
-            return Err(e);
-        }
+        self.check_code(&loaded, PURPOSE, code, attempts, |attempts| {
+            Step::AwaitCode { attempts }
+        })
+        .await?;
         // Exactly one caller wins the old id; the flow continues under a fresh one.
-        if !self.inner.store.delete_flow(flow).await? {
+        if !self.forget(flow).await? {
             return Err(EngineError::WrongStep);
         }
-        let methods = vec!["email_otp".to_owned()];
         let step = Step::Verified {
-            methods: methods.clone(),
+            methods: vec!["email_otp".to_owned()],
         };
-        let rotated = self
-            .new_flow(loaded.record.kind, loaded.record.user, &step)
-            .await?;
-        self.audit(
-            ctx,
-            Operation::Verify,
-            account.as_ref(),
-            AuditDetail::ok(methods),
-        )
-        .await?;
-        Ok(rotated)
+        self.new_flow(loaded.record.kind, loaded.record.user, &step)
+            .await
     }
 
     /// Which step a reset/unlock flow is at: `true` once the gate passed.
@@ -195,17 +229,13 @@ impl Engine {
         Ok(self.inner.directory.effective_policy(&account).await?)
     }
 
-    async fn flow_account(&self, loaded: &Loaded) -> EngineResult<Option<Account>> {
-        match loaded.user() {
-            Some(guid) => Ok(self.inner.directory.by_guid(guid).await?),
-            None => Ok(None),
-        }
-    }
-
     /// Re-read the account live and re-check scope, tier and state before a write (invariant 23).
     async fn live_eligible(&self, loaded: &Loaded) -> EngineResult<Account> {
+        let guid = loaded.user().ok_or(EngineError::FlowExpired)?;
         let account = self
-            .flow_account(loaded)
+            .inner
+            .directory
+            .by_guid(guid)
             .await?
             .ok_or(EngineError::FlowExpired)?;
         self.inner
@@ -222,7 +252,11 @@ impl Engine {
         flow: &str,
         new: &Password,
     ) -> EngineResult<ResetOutcome> {
-        self.finish(ctx, flow, FlowKind::Reset, Some(new)).await
+        let mut trail = Trail::new(Operation::Reset);
+        let result = self
+            .finish(ctx, &mut trail, flow, FlowKind::Reset, Some(new))
+            .await;
+        self.record(ctx, trail, result).await
     }
 
     /// Clear the lockout (no password change).
@@ -231,92 +265,102 @@ impl Engine {
         ctx: &RequestContext,
         flow: &str,
     ) -> EngineResult<ResetOutcome> {
-        self.finish(ctx, flow, FlowKind::Unlock, None).await
+        let mut trail = Trail::new(Operation::Unlock);
+        let result = self
+            .finish(ctx, &mut trail, flow, FlowKind::Unlock, None)
+            .await;
+        self.record(ctx, trail, result).await
     }
 
     async fn finish(
         &self,
         ctx: &RequestContext,
+        trail: &mut Trail,
         flow: &str,
         kind: FlowKind,
         new: Option<&Password>,
     ) -> EngineResult<ResetOutcome> {
         let loaded = self.load(flow, &[kind]).await?;
+        trail.target_guid(loaded.user());
         let Step::Verified { methods } = loaded.step.clone() else {
             return Err(EngineError::WrongStep);
         };
-        let account = self.live_eligible(&loaded).await?;
+        let methods: Vec<&str> = methods.iter().map(String::as_str).collect();
+        trail.methods(&methods);
+        let account = match self.live_eligible(&loaded).await {
+            Ok(a) => a,
+            Err(e) => {
+                trail.note("no_longer_eligible");
+                return Err(e);
+            }
+        };
+        trail.target(&account);
         if let Some(new) = new {
             let policy = self.inner.directory.effective_policy(&account).await?;
             precheck(&policy, &account, new)?;
         }
         // Claim the flow: a second submit (double click, replay) finds `Landing` and stops.
         self.advance(&loaded, &Step::Landing).await?;
-        let (op, options) = match kind {
-            FlowKind::Unlock => (Operation::Unlock, ResetOptions::default()),
-            _ => (
-                Operation::Reset,
-                ResetOptions {
-                    unlock: true,
-                    must_change: false,
-                },
-            ),
+        let options = ResetOptions {
+            unlock: true,
+            must_change: false,
         };
-        let mut zones = Vec::new();
-        let mut audit_zones = Vec::new();
-        let mut first_error = None;
-        for zone in &self.inner.zones {
-            let r = match new {
-                Some(p) => zone.reset(&account, p, options).await,
-                None => zone.unlock(&account).await,
-            };
-            audit_zones.push(zone_result(zone.id(), &r));
-            zones.push(report(zone.id(), &r));
-            if let Err(e) = r {
-                first_error.get_or_insert(e);
-                break; // AD first: never land in a later zone what the first refused
-            }
-        }
-        let first = zones.first().map_or("failed", |z| z.outcome);
-        let detail = AuditDetail {
-            ok: first == "landed",
-            methods,
-            zones: audit_zones,
-            error_code: zones.iter().find_map(|z| z.code.map(str::to_owned)),
-        };
-        if let (Some(e @ LandingError::Rejected { .. }), "rejected") = (&first_error, first) {
+        let zones = self.land(trail, &account, new, options).await;
+        if let Some(e @ LandingError::Rejected { .. }) = zones.first_error() {
             // A definite "no" (policy): back to the password step, so the user can try another.
             let claimed = self.load(flow, &[kind]).await?;
             self.advance(&claimed, &loaded.step).await?;
-            self.audit(ctx, op, Some(&account), detail).await?;
             return Err(EngineError::Landing(e.clone()));
         }
         // Landed (or unknown): every flow of this user ends here (invariant 8).
-        self.inner.store.delete_user_flows(&account.guid).await?;
-        self.audit(ctx, op, Some(&account), detail).await?;
-        if first == "landed" {
-            self.notify_done(&account, op).await;
-        }
+        let _ = self.inner.store.delete_user_flows(&account.guid).await;
         Ok(ResetOutcome {
-            zones,
+            zones: zones.reports,
             support_id: ctx.support_id.clone(),
         })
     }
 
-    /// "Your password was reset; not you?" — to the enrolled address, else the directory's.
-    pub(crate) async fn notify_done(&self, account: &Account, op: crate::audit::Operation) {
-        match self.background.clone() {
-            Some(spawn) => {
-                let (engine, account) = (self.clone(), account.clone());
-                spawn.spawn(Box::pin(
-                    async move { engine.send_notice(&account, op).await },
-                ));
+    /// Write in every zone, AD first; stop at the first zone that does not land (never land in
+    /// a later zone what the first refused). `new`: reset to it; `None`: unlock only. The grant
+    /// is made here, after every check of the caller passed.
+    pub(crate) async fn land(
+        &self,
+        trail: &mut Trail,
+        account: &Account,
+        new: Option<&Password>,
+        options: ResetOptions,
+    ) -> Landing {
+        let grant = WriteGrant::new(account);
+        let mut out = Landing::default();
+        for zone in &self.inner.zones {
+            let r = match new {
+                Some(p) => zone.reset(&grant, p, options).await,
+                None => zone.unlock(&grant).await,
+            };
+            trail.zone(zone_result(zone.id(), &r));
+            out.reports.push(report(zone.id(), &r));
+            match r {
+                Ok(_) => trail.landed(),
+                Err(e) => {
+                    out.error = Some(e);
+                    break;
+                }
             }
-            None => self.send_notice(account, op).await,
         }
+        if out.error.is_none() {
+            let op = if new.is_some() {
+                Operation::Reset
+            } else {
+                Operation::Unlock
+            };
+            self.notify_done(account, op).await;
+        }
+        out
     }
 
-    async fn send_notice(&self, account: &Account, op: crate::audit::Operation) {
+    /// "Your password was reset; not you?" — to the enrolled address, else the directory's;
+    /// queued for the outbox (best effort: the operation already happened and is audited).
+    pub(crate) async fn notify_done(&self, account: &Account, op: Operation) {
         let enrolled = self
             .inner
             .store
@@ -347,7 +391,12 @@ impl Engine {
             subject: format!("Your {} account {what}", cfg.organisation),
             body,
         };
-        // Best effort: the operation already happened and is audited.
-        let _ = self.mail(&account.guid.to_string(), mail).await;
+        if self
+            .queue_mail(&account.guid, &mail, NOTICE_TTL)
+            .await
+            .is_ok()
+        {
+            self.kick_outbox().await;
+        }
     }
 }

@@ -40,6 +40,22 @@ impl Loaded {
 }
 
 impl Engine {
+    /// The store's key for a flow id: HMAC-SHA-256 under the server key. The id the cookie
+    /// carries never reaches the database, so a database reader cannot take over a flow.
+    pub(crate) fn flow_key(&self, id: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.inner.otp_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(b"rekey flow id v1\0");
+        mac.update(id.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Create a flow; returns the id for the cookie (the store keeps only its `flow_key`).
     pub(crate) async fn new_flow(
         &self,
         kind: FlowKind,
@@ -47,8 +63,9 @@ impl Engine {
         step: &Step,
     ) -> EngineResult<FlowId> {
         let now = self.now();
+        let id = crate::clock::token(self.inner.random.as_ref(), 32);
         let record = FlowRecord {
-            id: crate::clock::token(self.inner.random.as_ref(), 32),
+            id: self.flow_key(&id),
             kind,
             user,
             state: serde_json::to_string(step).unwrap_or_default(),
@@ -57,14 +74,19 @@ impl Engine {
             expires_at: now + self.inner.config.flow_ttl,
         };
         self.inner.store.insert_flow(&record).await?;
-        Ok(record.id)
+        Ok(id)
+    }
+
+    /// Delete a flow by the id the browser holds. `true` for exactly one concurrent caller.
+    pub(crate) async fn forget(&self, id: &str) -> EngineResult<bool> {
+        Ok(self.inner.store.delete_flow(&self.flow_key(id)).await?)
     }
 
     pub(crate) async fn load(&self, id: &str, kinds: &[FlowKind]) -> EngineResult<Loaded> {
         let record = self
             .inner
             .store
-            .flow(id, self.now())
+            .flow(&self.flow_key(id), self.now())
             .await?
             .ok_or(EngineError::FlowExpired)?;
         if !kinds.contains(&record.kind) {

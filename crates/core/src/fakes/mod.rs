@@ -17,18 +17,17 @@ use std::time::{Duration, SystemTime};
 
 use crate::account::Account;
 use crate::account::{AccountState, Guid, Identifier, Sid};
-use crate::audit::{self, AuditRecord};
+use crate::audit;
 use crate::clock::{Clock, Random};
 use crate::engine::*;
-use crate::landing::{BoxFuture, Diagnostic, Landed, Rejection, ResetOptions};
+use crate::landing::{BoxFuture, Diagnostic, Landed, Rejection, ResetOptions, WriteGrant};
 use crate::landing::{Directory, DirectoryError, LandingError, LandingZone, ZoneId};
 use crate::notify::NotifyError;
 use crate::notify::{Email, Mailer};
 use crate::policy::PasswordPolicy;
 use crate::policy::PolicySource;
 use crate::secret::Password;
-use crate::store::Store;
-use crate::store::{Challenge, Enrollment, FlowRecord, MethodKind, StoreResult, UnixTime};
+use crate::store::{Enrollment, MethodKind};
 
 /// Drive a future whose fakes never pend.
 pub fn run<F: Future>(f: F) -> F::Output {
@@ -41,204 +40,11 @@ pub fn run<F: Future>(f: F) -> F::Output {
     }
 }
 
-#[derive(Default)]
-pub struct Mem {
-    pub flows: HashMap<String, FlowRecord>,
-    pub enrollments: Vec<Enrollment>,
-    pub challenges: Vec<Challenge>,
-    pub hits: Vec<(String, UnixTime)>,
-    pub locks: HashMap<String, UnixTime>,
-    pub audit: Vec<AuditRecord>,
-}
-
-#[derive(Default)]
-pub struct MemStore(pub Mutex<Mem>);
-
-fn ready<'a, T: Send + 'a>(v: T) -> BoxFuture<'a, T> {
-    Box::pin(std::future::ready(v))
-}
-
-impl MemStore {
-    pub fn with<T>(&self, f: impl FnOnce(&mut Mem) -> T) -> T {
-        f(&mut self.0.lock().unwrap())
-    }
-}
-
-impl Store for MemStore {
-    fn insert_flow<'a>(&'a self, flow: &'a FlowRecord) -> BoxFuture<'a, StoreResult<()>> {
-        ready(Ok(self.with(|m| {
-            m.flows.insert(flow.id.clone(), flow.clone());
-        })))
-    }
-    fn flow<'a>(
-        &'a self,
-        id: &'a str,
-        now: UnixTime,
-    ) -> BoxFuture<'a, StoreResult<Option<FlowRecord>>> {
-        ready(Ok(self.with(|m| {
-            m.flows.get(id).filter(|f| f.expires_at > now).cloned()
-        })))
-    }
-    fn update_flow<'a>(&'a self, flow: &'a FlowRecord) -> BoxFuture<'a, StoreResult<bool>> {
-        ready(Ok(self.with(|m| match m.flows.get_mut(&flow.id) {
-            Some(f) if f.version == flow.version => {
-                f.state = flow.state.clone();
-                f.version += 1;
-                true
-            }
-            _ => false,
-        })))
-    }
-    fn delete_flow<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
-        ready(Ok(self.with(|m| m.flows.remove(id).is_some())))
-    }
-    fn delete_user_flows<'a>(&'a self, user: &'a Guid) -> BoxFuture<'a, StoreResult<u64>> {
-        ready(Ok(self.with(|m| {
-            let before = m.flows.len();
-            m.flows.retain(|_, f| f.user.as_ref() != Some(user));
-            (before - m.flows.len()) as u64
-        })))
-    }
-    fn enrollments<'a>(&'a self, user: &'a Guid) -> BoxFuture<'a, StoreResult<Vec<Enrollment>>> {
-        ready(Ok(self.with(|m| {
-            m.enrollments
-                .iter()
-                .filter(|e| e.user == *user)
-                .cloned()
-                .collect()
-        })))
-    }
-    fn upsert_enrollment<'a>(&'a self, e: &'a Enrollment) -> BoxFuture<'a, StoreResult<()>> {
-        ready(Ok(self.with(|m| {
-            m.enrollments
-                .retain(|x| !(x.user == e.user && x.method == e.method));
-            m.enrollments.push(e.clone());
-        })))
-    }
-    fn delete_enrollment<'a>(
-        &'a self,
-        user: &'a Guid,
-        method: MethodKind,
-    ) -> BoxFuture<'a, StoreResult<bool>> {
-        ready(Ok(self.with(|m| {
-            let before = m.enrollments.len();
-            m.enrollments
-                .retain(|x| !(x.user == *user && x.method == method));
-            before != m.enrollments.len()
-        })))
-    }
-    fn put_challenge<'a>(&'a self, c: &'a Challenge) -> BoxFuture<'a, StoreResult<()>> {
-        ready(Ok(self.with(|m| {
-            m.challenges
-                .retain(|x| !(x.flow_id == c.flow_id && x.purpose == c.purpose));
-            m.challenges.push(c.clone());
-        })))
-    }
-    fn challenge<'a>(
-        &'a self,
-        flow_id: &'a str,
-        purpose: &'a str,
-        now: UnixTime,
-    ) -> BoxFuture<'a, StoreResult<Option<Challenge>>> {
-        ready(Ok(self.with(|m| {
-            m.challenges
-                .iter()
-                .find(|c| c.flow_id == flow_id && c.purpose == purpose && c.expires_at > now)
-                .cloned()
-        })))
-    }
-    fn fail_challenge<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<u32>> {
-        ready(Ok(self.with(|m| {
-            m.challenges.iter_mut().find(|c| c.id == id).map_or(0, |c| {
-                c.failed_attempts += 1;
-                c.failed_attempts
-            })
-        })))
-    }
-    fn consume_challenge<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
-        ready(Ok(self.with(|m| {
-            let before = m.challenges.len();
-            m.challenges.retain(|c| c.id != id);
-            before != m.challenges.len()
-        })))
-    }
-    fn hit<'a>(
-        &'a self,
-        key: &'a str,
-        now: UnixTime,
-        window: i64,
-    ) -> BoxFuture<'a, StoreResult<u32>> {
-        ready(Ok(self.with(|m| {
-            m.hits.push((key.to_owned(), now));
-            m.hits
-                .iter()
-                .filter(|(k, t)| k == key && *t > now - window)
-                .count() as u32
-        })))
-    }
-    fn hits<'a>(
-        &'a self,
-        key: &'a str,
-        now: UnixTime,
-        window: i64,
-    ) -> BoxFuture<'a, StoreResult<u32>> {
-        ready(Ok(self.with(|m| {
-            m.hits
-                .iter()
-                .filter(|(k, t)| k == key && *t > now - window)
-                .count() as u32
-        })))
-    }
-    fn lock<'a>(&'a self, key: &'a str, until: UnixTime) -> BoxFuture<'a, StoreResult<()>> {
-        ready(Ok(self.with(|m| {
-            let e = m.locks.entry(key.to_owned()).or_insert(until);
-            *e = (*e).max(until);
-        })))
-    }
-    fn locked_until<'a>(
-        &'a self,
-        key: &'a str,
-        now: UnixTime,
-    ) -> BoxFuture<'a, StoreResult<Option<UnixTime>>> {
-        ready(Ok(
-            self.with(|m| m.locks.get(key).copied().filter(|u| *u > now))
-        ))
-    }
-    fn append_audit<'a>(
-        &'a self,
-        event: &'a audit::AuditEvent,
-    ) -> BoxFuture<'a, StoreResult<AuditRecord>> {
-        ready(Ok(self.with(|m| {
-            let (seq, prev) = m
-                .audit
-                .last()
-                .map_or((1, audit::GENESIS), |r| (r.seq + 1, r.hash));
-            let body = event.canonical();
-            let r = AuditRecord {
-                seq,
-                hash: audit::chain_hash(&prev, seq, &body),
-                body,
-                prev_hash: prev,
-            };
-            m.audit.push(r.clone());
-            r
-        })))
-    }
-    fn audit_after<'a>(
-        &'a self,
-        after: i64,
-        limit: u32,
-    ) -> BoxFuture<'a, StoreResult<Vec<AuditRecord>>> {
-        ready(Ok(self.with(|m| {
-            m.audit
-                .iter()
-                .filter(|r| r.seq > after)
-                .take(limit as usize)
-                .cloned()
-                .collect()
-        })))
-    }
-}
+mod faulty;
+mod store;
+pub use faulty::Faulty;
+use store::ready;
+pub use store::{Mem, MemStore};
 
 /// Accounts by sAMAccountName; each carries its own policy.
 #[derive(Default)]
@@ -248,6 +54,8 @@ pub struct FakeDirectory {
     pub threshold: u32,
     /// While set, every lookup fails as if no DC answered.
     pub down: std::sync::atomic::AtomicBool,
+    /// Names (as typed) that match more than one account.
+    pub ambiguous: Mutex<Vec<String>>,
 }
 
 impl FakeDirectory {
@@ -270,6 +78,9 @@ impl Directory for FakeDirectory {
         let Identifier::SamAccountName(sam) = id else {
             return ready(Ok(None));
         };
+        if self.ambiguous.lock().unwrap().contains(sam) {
+            return ready(Err(DirectoryError::Ambiguous));
+        }
         ready(Ok(self
             .accounts
             .lock()
@@ -330,6 +141,8 @@ impl Directory for FakeDirectory {
 pub struct FakeZone {
     pub writes: Mutex<Vec<String>>,
     pub refuse: Mutex<Option<Rejection>>,
+    /// While set, every write fails with this (Unavailable, Indeterminate, …).
+    pub fail: Mutex<Option<LandingError>>,
     pub directory: Option<Arc<FakeDirectory>>,
 }
 
@@ -339,10 +152,11 @@ impl LandingZone for FakeZone {
     }
     fn reset<'a>(
         &'a self,
-        a: &'a Account,
+        g: &'a WriteGrant<'a>,
         new: &'a Password,
         o: ResetOptions,
     ) -> BoxFuture<'a, Result<Landed, LandingError>> {
+        let a = g.account();
         ready(self.write(
             a,
             format!(
@@ -355,10 +169,14 @@ impl LandingZone for FakeZone {
     }
     fn change<'a>(
         &'a self,
-        a: &'a Account,
+        g: &'a WriteGrant<'a>,
         old: &'a Password,
         new: &'a Password,
     ) -> BoxFuture<'a, Result<Landed, LandingError>> {
+        let a = g.account();
+        if let Some(e) = self.fail.lock().unwrap().clone() {
+            return ready(Err(e));
+        }
         let dir = self.directory.as_ref().unwrap();
         let current = dir
             .passwords
@@ -379,13 +197,17 @@ impl LandingZone for FakeZone {
         }
         ready(self.write(a, format!("change {} {}", a.sam_account_name, new.expose())))
     }
-    fn unlock<'a>(&'a self, a: &'a Account) -> BoxFuture<'a, Result<Landed, LandingError>> {
+    fn unlock<'a>(&'a self, g: &'a WriteGrant<'a>) -> BoxFuture<'a, Result<Landed, LandingError>> {
+        let a = g.account();
         ready(self.write(a, format!("unlock {}", a.sam_account_name)))
     }
 }
 
 impl FakeZone {
     fn write(&self, _: &Account, what: String) -> Result<Landed, LandingError> {
+        if let Some(e) = self.fail.lock().unwrap().clone() {
+            return Err(e);
+        }
         if let Some(reason) = *self.refuse.lock().unwrap() {
             return Err(LandingError::Rejected {
                 reason,
@@ -435,6 +257,8 @@ pub const T0: i64 = 1_900_000_000;
 pub struct World {
     pub engine: Engine,
     pub store: Arc<MemStore>,
+    /// The engine's view of `store`: `faults.fail(&["append_audit"])` makes that op fail.
+    pub faults: Arc<Faulty>,
     pub dir: Arc<FakeDirectory>,
     pub zone: Arc<FakeZone>,
     pub mail: Arc<FakeMailer>,
@@ -502,10 +326,11 @@ pub fn world(threshold: u32) -> World {
     });
     let mail = Arc::new(FakeMailer::default());
     let clock = Arc::new(FixedClock(AtomicI64::new(T0)));
+    let faults = Arc::new(Faulty::new(store.clone()));
     let engine = Engine::new(Parts {
         directory: dir.clone(),
         zones: vec![zone.clone()],
-        store: store.clone(),
+        store: faults.clone(),
         mailer: mail.clone(),
         clock: clock.clone(),
         random: Arc::new(Counter(AtomicU64::new(42))),
@@ -521,6 +346,7 @@ pub fn world(threshold: u32) -> World {
     World {
         engine,
         store,
+        faults,
         dir,
         zone,
         mail,

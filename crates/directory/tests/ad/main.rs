@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use ldap3::Mod;
 use rekey_core::{
     Directory, Identifier, LandingError, LandingZone, Password, PolicySource, Rejection,
-    ResetOptions, Tier, UserFacing,
+    ResetOptions, Tier, UserFacing, WriteGrant,
 };
 use rekey_directory::{ActiveDirectory, SetupError};
 use support::{Krb, dev};
@@ -232,7 +232,11 @@ async fn reset_lands_for_ldap_and_kerberos() {
     let a = account(&ad, &u.sam).await;
     let new = "Fresh-Reset-42!";
     let landed = ad
-        .reset(&a, &pw(new), ResetOptions::default())
+        .reset(
+            &WriteGrant::for_zone_tests(&a),
+            &pw(new),
+            ResetOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(landed.server, d.dc1_url());
@@ -259,7 +263,9 @@ async fn reset_can_unlock_and_force_change() {
         unlock: true,
         must_change: true,
     };
-    ad.reset(&a, &pw(new), opts).await.unwrap();
+    ad.reset(&WriteGrant::for_zone_tests(&a), &pw(new), opts)
+        .await
+        .unwrap();
     let after = account(&ad, &u.sam).await.state;
     assert!(!after.locked && after.must_change, "{after:?}");
     // The KDC accepts the password, then says it must be changed: the reset landed.
@@ -278,7 +284,7 @@ async fn unlock_clears_lockout_and_keeps_password() {
         "{:?}",
         a.state
     );
-    ad.unlock(&a).await.unwrap();
+    ad.unlock(&WriteGrant::for_zone_tests(&a)).await.unwrap();
     let after = account(&ad, &u.sam).await.state;
     assert!(!after.locked && after.bad_pwd_count == 0, "{after:?}");
     assert_eq!(d.bind(&u.dn, &u.password).await.0, 0);
@@ -292,7 +298,9 @@ async fn change_lands_and_kills_the_old_password() {
     let u = d.user("change").await;
     let a = account(&ad, &u.sam).await;
     let new = "Changed-By-User-9";
-    ad.change(&a, &pw(&u.password), &pw(new)).await.unwrap();
+    ad.change(&WriteGrant::for_zone_tests(&a), &pw(&u.password), &pw(new))
+        .await
+        .unwrap();
     assert_eq!(d.bind(&u.dn, new).await.0, 0);
     assert_eq!(d.kinit(&u.sam, new), Krb::Ok);
     assert_eq!(d.kinit(&u.sam, &u.password), Krb::WrongPassword);
@@ -317,7 +325,9 @@ async fn change_works_for_a_must_change_user_who_cannot_bind() {
     let a = account(&ad, &u.sam).await;
     assert!(a.state.must_change);
     let new = "After-MustChange-3";
-    ad.change(&a, &pw(&u.password), &pw(new)).await.unwrap();
+    ad.change(&WriteGrant::for_zone_tests(&a), &pw(&u.password), &pw(new))
+        .await
+        .unwrap();
     assert!(!account(&ad, &u.sam).await.state.must_change);
     assert_eq!(d.bind(&u.dn, new).await.0, 0);
     assert_eq!(d.kinit(&u.sam, new), Krb::Ok);
@@ -342,7 +352,9 @@ async fn change_works_for_an_expired_password() {
     );
     assert_eq!(d.kinit(&u.sam, &u.password), Krb::Expired);
     let new = "After-Expiry-5x";
-    ad.change(&a, &pw(&u.password), &pw(new)).await.unwrap();
+    ad.change(&WriteGrant::for_zone_tests(&a), &pw(&u.password), &pw(new))
+        .await
+        .unwrap();
     assert!(!account(&ad, &u.sam).await.state.password_expired);
     assert_eq!(d.bind(&u.dn, new).await.0, 0);
     assert_eq!(d.kinit(&u.sam, new), Krb::Ok);
@@ -354,7 +366,9 @@ async fn policy_errors_come_from_the_dc() {
     let ad = zone().await;
     let u = d.user("policy").await;
     let a = account(&ad, &u.sam).await;
-    let reset = |p: &'static str| ad.reset(&a, Box::leak(Box::new(pw(p))), ResetOptions::default());
+    let grant = WriteGrant::for_zone_tests(&a);
+    let reset =
+        |p: &'static str| ad.reset(&grant, Box::leak(Box::new(pw(p))), ResetOptions::default());
     assert_eq!(rejection(reset("Ab1!x").await), Rejection::TooShort);
     assert_eq!(
         rejection(reset("alllowercaseletters").await),
@@ -362,9 +376,14 @@ async fn policy_errors_come_from_the_dc() {
     );
     // History: A -> B by change, then B -> A again.
     let b = "History-Second-1";
-    ad.change(&a, &pw(&u.password), &pw(b)).await.unwrap();
+    ad.change(&WriteGrant::for_zone_tests(&a), &pw(&u.password), &pw(b))
+        .await
+        .unwrap();
     assert_eq!(
-        rejection(ad.change(&a, &pw(b), &pw(&u.password)).await),
+        rejection(
+            ad.change(&WriteGrant::for_zone_tests(&a), &pw(b), &pw(&u.password))
+                .await
+        ),
         Rejection::History
     );
 }
@@ -385,10 +404,20 @@ async fn min_age_error_under_the_strict_pso() {
     .await;
     let a = account(&ad, &u.sam).await;
     let first = "Strict-Policy-Pass-1";
-    ad.reset(&a, &pw(first), ResetOptions::default())
-        .await
-        .unwrap();
-    let r = ad.change(&a, &pw(first), &pw("Strict-Policy-Pass-2")).await;
+    ad.reset(
+        &WriteGrant::for_zone_tests(&a),
+        &pw(first),
+        ResetOptions::default(),
+    )
+    .await
+    .unwrap();
+    let r = ad
+        .change(
+            &WriteGrant::for_zone_tests(&a),
+            &pw(first),
+            &pw("Strict-Policy-Pass-2"),
+        )
+        .await;
     assert_eq!(rejection(r), Rejection::MinAge);
     let policy = ad
         .effective_policy(&account(&ad, &u.sam).await)
@@ -412,7 +441,11 @@ async fn wrong_old_password_and_lockout_errors() {
     let a = account(&ad, &u.sam).await;
     let before = a.state.bad_pwd_count;
     let r = ad
-        .change(&a, &pw("Not-The-Password-1"), &pw("Whatever-New-1"))
+        .change(
+            &WriteGrant::for_zone_tests(&a),
+            &pw("Not-The-Password-1"),
+            &pw("Whatever-New-1"),
+        )
         .await;
     assert_eq!(rejection(r), Rejection::WrongOldPassword);
     let after = account(&ad, &u.sam).await.state.bad_pwd_count;
@@ -422,7 +455,13 @@ async fn wrong_old_password_and_lockout_errors() {
         "the DC counts a wrong old password (why Rekey needs its own budget)"
     );
     d.lock_out(&u.dn, 5).await;
-    let r = ad.change(&a, &pw(&u.password), &pw("Whatever-New-2")).await;
+    let r = ad
+        .change(
+            &WriteGrant::for_zone_tests(&a),
+            &pw(&u.password),
+            &pw("Whatever-New-2"),
+        )
+        .await;
     assert_eq!(
         rejection(r),
         Rejection::AccountLocked,
@@ -437,13 +476,21 @@ async fn rights_and_missing_objects() {
     // OU=Admins has no delegation to the service account.
     let outside = account(&ad, "adam.outside").await;
     let r = ad
-        .reset(&outside, &pw("No-Rights-Here-1"), ResetOptions::default())
+        .reset(
+            &WriteGrant::for_zone_tests(&outside),
+            &pw("No-Rights-Here-1"),
+            ResetOptions::default(),
+        )
         .await;
     assert_eq!(rejection(r), Rejection::InsufficientRights);
     let mut ghost = account(&ad, "alice.adams").await;
     ghost.dn = format!("CN=nobody-{},{}", std::process::id(), d.staff_ou());
     let r = ad
-        .reset(&ghost, &pw("Ghost-Password-1"), ResetOptions::default())
+        .reset(
+            &WriteGrant::for_zone_tests(&ghost),
+            &pw("Ghost-Password-1"),
+            ResetOptions::default(),
+        )
         .await;
     assert_eq!(rejection(r), Rejection::NoSuchUser);
 }
@@ -460,11 +507,25 @@ async fn blank_passwords_never_reach_the_dc() {
     );
     assert!(!ad.authenticate(&u.dn, &pw("  ")).await.unwrap());
     assert_eq!(
-        rejection(ad.reset(&a, &pw(" "), ResetOptions::default()).await),
+        rejection(
+            ad.reset(
+                &WriteGrant::for_zone_tests(&a),
+                &pw(" "),
+                ResetOptions::default()
+            )
+            .await
+        ),
         Rejection::Refused
     );
     assert_eq!(
-        rejection(ad.change(&a, &pw(""), &pw("New-Pass-123")).await),
+        rejection(
+            ad.change(
+                &WriteGrant::for_zone_tests(&a),
+                &pw(""),
+                &pw("New-Pass-123")
+            )
+            .await
+        ),
         Rejection::Refused
     );
     assert_eq!(account(&ad, &u.sam).await.state.bad_pwd_count, 0);

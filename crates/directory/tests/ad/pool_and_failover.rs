@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::support::{dev, proxy::Proxy};
 use super::{account, pw};
-use rekey_core::{LandingError, LandingZone, ResetOptions};
+use rekey_core::{LandingError, LandingZone, ResetOptions, WriteGrant};
 use rekey_directory::ActiveDirectory;
 
 const DC1: &str = "127.0.0.1:636";
@@ -31,7 +31,9 @@ async fn many_operations_one_handshake_per_pooled_connection() {
         tasks.push(tokio::spawn(async move {
             for j in 0..12 {
                 let p = pw(&format!("Pooled-{i}-{j}-Pw!"));
-                ad.reset(&a, &p, ResetOptions::default()).await.unwrap();
+                ad.reset(&WriteGrant::for_zone_tests(&a), &p, ResetOptions::default())
+                    .await
+                    .unwrap();
                 ad.account_by_dn(&a.dn).await.unwrap().unwrap();
             }
         }));
@@ -64,7 +66,11 @@ async fn first_dc_dead_lands_on_the_next() {
     let u = d.user("failover").await;
     let a = account(&ad, &u.sam).await;
     let landed = ad
-        .reset(&a, &pw("Failed-Over-1x"), ResetOptions::default())
+        .reset(
+            &WriteGrant::for_zone_tests(&a),
+            &pw("Failed-Over-1x"),
+            ResetOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(landed.server, d.dc1_url());
@@ -84,14 +90,22 @@ async fn dc_stopping_after_start_fails_over() {
     let u = d.user("dcstop").await;
     let a = account(&ad, &u.sam).await;
     let landed = ad
-        .reset(&a, &pw("Before-Stop-1x"), ResetOptions::default())
+        .reset(
+            &WriteGrant::for_zone_tests(&a),
+            &pw("Before-Stop-1x"),
+            ResetOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(landed.server, proxy.url());
     proxy.stop();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let landed = ad
-        .reset(&a, &pw("After-Stop-2x"), ResetOptions::default())
+        .reset(
+            &WriteGrant::for_zone_tests(&a),
+            &pw("After-Stop-2x"),
+            ResetOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(landed.server, d.dc1_url(), "the write moved to the next DC");
@@ -114,7 +128,11 @@ async fn writes_prefer_the_pdc_emulator_over_list_order() {
     let u = d.user("pdc").await;
     let a = account(&ad, &u.sam).await;
     let landed = ad
-        .reset(&a, &pw("On-The-Pdc-1x"), ResetOptions::default())
+        .reset(
+            &WriteGrant::for_zone_tests(&a),
+            &pw("On-The-Pdc-1x"),
+            ResetOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(landed.server, d.dc1_url());
@@ -132,7 +150,11 @@ async fn lost_answer_after_write_is_indeterminate_and_not_replayed() {
     let opened = ad.connections_opened();
     proxy.cut_next_answer();
     let r = ad
-        .reset(&a, &pw("Maybe-Landed-1x"), ResetOptions::default())
+        .reset(
+            &WriteGrant::for_zone_tests(&a),
+            &pw("Maybe-Landed-1x"),
+            ResetOptions::default(),
+        )
         .await;
     assert!(
         matches!(r, Err(LandingError::Indeterminate { .. })),
@@ -156,7 +178,11 @@ async fn all_dcs_down_is_unavailable_not_indeterminate() {
     proxy.stop();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let r = ad
-        .reset(&a, &pw("Never-Sent-1x"), ResetOptions::default())
+        .reset(
+            &WriteGrant::for_zone_tests(&a),
+            &pw("Never-Sent-1x"),
+            ResetOptions::default(),
+        )
         .await;
     assert!(matches!(r, Err(LandingError::Unavailable { .. })), "{r:?}");
     assert_eq!(d.bind(&u.dn, &u.password).await.0, 0, "nothing changed");

@@ -1,0 +1,133 @@
+//! Operator entry points (the CLI today, the helpdesk console later): no gate — the operator is
+//! authenticated by the OS and named in the audit — but the same scope, tier, state and policy
+//! checks as self-service, the same landing, and one audit record each (invariant 34: one write
+//! path).
+
+use super::reset::{Landing, ResetOutcome};
+use super::trail::Trail;
+use super::{Engine, EngineError, EngineResult, RequestContext, precheck};
+use crate::account::Account;
+use crate::audit::Operation;
+use crate::landing::ResetOptions;
+use crate::secret::Password;
+use crate::store::{Enrollment, MethodKind};
+
+impl Engine {
+    /// The account an operator names, if Rekey may write it: found, in scope, not privileged.
+    async fn operator_target(&self, trail: &mut Trail, who: &str) -> EngineResult<Account> {
+        let account = self
+            .find(who, trail)
+            .await?
+            .ok_or(EngineError::NoSuchAccount)?;
+        trail.target(&account);
+        self.inner
+            .scope
+            .check(&account, &self.inner.protected)
+            .map_err(EngineError::Ineligible)?;
+        Ok(account)
+    }
+
+    /// Set a new password as an operator (`ctx.actor` names them), after AD's policy pre-check.
+    pub async fn admin_reset(
+        &self,
+        ctx: &RequestContext,
+        who: &str,
+        new: &Password,
+        options: ResetOptions,
+    ) -> EngineResult<ResetOutcome> {
+        let mut trail = Trail::new(Operation::Reset);
+        trail.methods(&["operator"]);
+        let result = self
+            .admin_land(ctx, &mut trail, who, Some(new), options)
+            .await;
+        self.record(ctx, trail, result).await
+    }
+
+    /// Clear a lockout as an operator.
+    pub async fn admin_unlock(
+        &self,
+        ctx: &RequestContext,
+        who: &str,
+    ) -> EngineResult<ResetOutcome> {
+        let mut trail = Trail::new(Operation::Unlock);
+        trail.methods(&["operator"]);
+        let result = self
+            .admin_land(ctx, &mut trail, who, None, ResetOptions::default())
+            .await;
+        self.record(ctx, trail, result).await
+    }
+
+    async fn admin_land(
+        &self,
+        ctx: &RequestContext,
+        trail: &mut Trail,
+        who: &str,
+        new: Option<&Password>,
+        options: ResetOptions,
+    ) -> EngineResult<ResetOutcome> {
+        let account = self.operator_target(trail, who).await?;
+        if let Some(new) = new {
+            let policy = self.inner.directory.effective_policy(&account).await?;
+            precheck(&policy, &account, new)?;
+        }
+        let Landing { reports, error } = self.land(trail, &account, new, options).await;
+        if reports.len() == 1
+            && let Some(e) = error
+        {
+            return Err(EngineError::Landing(e));
+        }
+        if new.is_some() {
+            let _ = self.inner.store.delete_user_flows(&account.guid).await;
+        }
+        Ok(ResetOutcome {
+            zones: reports,
+            support_id: ctx.support_id.clone(),
+        })
+    }
+
+    /// Register a recovery address as an operator (bulk onboarding, the dev demo): no code is
+    /// sent to confirm it, so the cool-down runs from now, and both addresses are told.
+    pub async fn admin_enroll(
+        &self,
+        ctx: &RequestContext,
+        who: &str,
+        address: &str,
+    ) -> EngineResult<()> {
+        let mut trail = Trail::new(Operation::Enroll);
+        trail.methods(&["operator"]);
+        let result = self.admin_enroll_inner(&mut trail, who, address).await;
+        self.record(ctx, trail, result).await
+    }
+
+    async fn admin_enroll_inner(
+        &self,
+        trail: &mut Trail,
+        who: &str,
+        address: &str,
+    ) -> EngineResult<()> {
+        let account = self.operator_target(trail, who).await?;
+        let address = address.trim();
+        if !super::enroll::valid_address(address) {
+            return Err(EngineError::BadAddress);
+        }
+        let previous = self.inner.store.enrollments(&account.guid).await?;
+        let previous = previous.into_iter().find(|e| e.method == MethodKind::Email);
+        self.inner
+            .store
+            .upsert_enrollment(&Enrollment {
+                user: account.guid,
+                method: MethodKind::Email,
+                value: address.to_owned(),
+                verified_at: self.now(),
+            })
+            .await?;
+        self.notify_method_change(
+            &account.guid,
+            Some(&account.sam_account_name),
+            previous.map(|p| p.value),
+            address,
+        )
+        .await;
+        Ok(())
+    }
+}

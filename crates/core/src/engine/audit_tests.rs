@@ -1,0 +1,439 @@
+//! Every engine entry point writes exactly one audit record whatever the outcome (invariant 34),
+//! failures leave no orphan flow, the flow id never reaches the store, operators write through
+//! the engine, and the anonymous attempt budget holds (invariant 35). In-memory fakes.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::Value;
+
+use super::tests::{ctx, verified};
+use super::*;
+use crate::fakes::*;
+use crate::landing::{Diagnostic, Rejection, ResetOptions};
+use crate::secret::Password;
+use crate::store::FlowKind;
+
+/// Run `f` and return the ONE audit record it wrote.
+fn one_record<T>(w: &World, f: impl FnOnce() -> T) -> (T, Value) {
+    let before = w.store.with(|m| m.audit.len());
+    let out = f();
+    let after = w.store.with(|m| m.audit.clone());
+    assert_eq!(after.len(), before + 1, "exactly one audit record");
+    let v = serde_json::from_str(&after[before].body).unwrap();
+    (out, v)
+}
+
+fn flows(w: &World) -> usize {
+    w.store.with(|m| m.flows.len())
+}
+
+#[track_caller]
+fn says(v: &Value, op: &str, result: &str, code: Option<&str>, detail: Option<&str>) {
+    assert_eq!(v["operation"], op, "{v}");
+    assert_eq!(v["result"], result, "{v}");
+    assert_eq!(v["error_code"].as_str(), code, "{v}");
+    if let Some(d) = detail {
+        assert_eq!(v["detail"], d, "{v}");
+    }
+}
+
+fn pw(s: &str) -> Password {
+    Password::from(s)
+}
+
+fn down() -> LandingError {
+    LandingError::Unavailable {
+        diagnostic: Diagnostic::new(None, "no DC"),
+    }
+}
+
+#[test]
+fn identify_records_every_outcome_once() {
+    let w = world(5);
+    w.dir.ambiguous.lock().unwrap().push("twins".into());
+    let table = [
+        ("normal", "ok", None),
+        ("nobody", "decoy", Some("unknown")),
+        ("twins", "decoy", Some("ambiguous")),
+        ("admin", "decoy", Some("privileged_excluded")),
+        ("disabled", "decoy", Some("disabled")),
+        ("outside", "decoy", Some("out_of_scope")),
+        ("unenrolled", "decoy", Some("not_enrolled")),
+    ];
+    for (who, result, detail) in table {
+        let (r, v) = one_record(&w, || {
+            run(w.engine.start_reset(&ctx(), FlowKind::Reset, who))
+        });
+        assert!(r.is_ok(), "{who}: the same answer for every class");
+        says(&v, "identify", result, None, detail);
+    }
+    // The relay is down: the same answer, the code waits in the outbox.
+    w.mail.1.store(true, Ordering::Relaxed);
+    let (r, v) = one_record(&w, || {
+        run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal"))
+    });
+    assert!(r.is_ok());
+    says(&v, "identify", "ok", None, None);
+    assert_eq!(w.store.with(|m| m.outbox.len()), 1, "queued, not lost");
+    // The directory is down: a failure record, and no flow behind it.
+    let n = flows(&w);
+    w.dir.down.store(true, Ordering::Relaxed);
+    let (r, v) = one_record(&w, || {
+        run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal"))
+    });
+    assert!(matches!(r, Err(EngineError::Directory(_))));
+    says(&v, "identify", "failed", Some("RK-DIR-010"), None);
+    w.dir.down.store(false, Ordering::Relaxed);
+    // The store fails after the flow was created: the flow is removed again.
+    w.faults.fail(&["enqueue"]);
+    let (r, v) = one_record(&w, || {
+        run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal"))
+    });
+    assert!(matches!(r, Err(EngineError::Store(_))));
+    says(&v, "identify", "failed", Some("RK-STORE-001"), None);
+    w.faults.fail(&[]);
+    assert_eq!(flows(&w), n, "no orphan flow");
+    // The audit itself fails: the operation fails closed and leaves no flow.
+    w.faults.fail(&["append_audit"]);
+    let r = run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal"));
+    assert!(matches!(r, Err(EngineError::Store(_))));
+    w.faults.fail(&[]);
+    assert_eq!(flows(&w), n, "no flow without its record");
+    w.audit_ok();
+}
+
+#[test]
+fn verify_reset_and_unlock_record_every_outcome_once() {
+    let w = world(5);
+    let flow = run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal")).unwrap();
+    let (_, v) = one_record(&w, || {
+        run(w.engine.verify_reset_code(&ctx(), &flow, "000000"))
+    });
+    says(&v, "verify", "failed", Some("RK-VERIFY-001"), None);
+    let (_, v) = one_record(&w, || {
+        run(w.engine.verify_reset_code(&ctx(), "f0", "000000"))
+    });
+    says(&v, "verify", "failed", Some("RK-FLOW-001"), None);
+    let decoy = run(w.engine.start_reset(&ctx(), FlowKind::Reset, "nobody")).unwrap();
+    let (_, v) = one_record(&w, || {
+        run(w.engine.verify_reset_code(&ctx(), &decoy, "000000"))
+    });
+    says(&v, "verify", "failed", Some("RK-VERIFY-001"), None);
+    let (r, v) = one_record(&w, || {
+        run(w.engine.verify_reset_code(&ctx(), &flow, &w.last_code()))
+    });
+    says(&v, "verify", "ok", None, None);
+    let flow = r.unwrap();
+
+    let (_, v) = one_record(&w, || {
+        run(w.engine.complete_reset(&ctx(), &flow, &pw("short")))
+    });
+    says(&v, "reset", "failed", Some("RK-PWD-010"), None);
+    *w.zone.refuse.lock().unwrap() = Some(Rejection::History);
+    let (_, v) = one_record(&w, || {
+        run(w.engine.complete_reset(&ctx(), &flow, &pw("Used-Before-1")))
+    });
+    says(&v, "reset", "failed", Some("RK-PWD-003"), None);
+    *w.zone.refuse.lock().unwrap() = None;
+    *w.zone.fail.lock().unwrap() = Some(down());
+    let (r, v) = one_record(&w, || {
+        run(w
+            .engine
+            .complete_reset(&ctx(), &flow, &pw("Fine-New-Pass-1")))
+    });
+    assert!(!r.unwrap().landed_everywhere());
+    says(&v, "reset", "failed", Some("RK-DIR-010"), None);
+    *w.zone.fail.lock().unwrap() = None;
+
+    let flow = verified(&w, FlowKind::Reset);
+    w.dir.set("normal", |a| a.state.enabled = false);
+    let (_, v) = one_record(&w, || {
+        run(w
+            .engine
+            .complete_reset(&ctx(), &flow, &pw("Fine-New-Pass-1")))
+    });
+    says(
+        &v,
+        "reset",
+        "failed",
+        Some("RK-FLOW-001"),
+        Some("no_longer_eligible"),
+    );
+    w.dir.set("normal", |a| a.state.enabled = true);
+    let (_, v) = one_record(&w, || {
+        run(w
+            .engine
+            .complete_reset(&ctx(), &flow, &pw("Fine-New-Pass-1")))
+    });
+    says(&v, "reset", "ok", None, None);
+    assert_eq!(v["zones"][0]["outcome"], "landed");
+    assert_eq!(v["target_sam"], "normal");
+
+    let flow = verified(&w, FlowKind::Unlock);
+    let (_, v) = one_record(&w, || run(w.engine.complete_unlock(&ctx(), &flow)));
+    says(&v, "unlock", "ok", None, None);
+    w.audit_ok();
+}
+
+#[test]
+fn change_and_enrollment_record_every_outcome_once() {
+    let w = world(5);
+    let new = pw("New-Password-2x");
+    w.dir.ambiguous.lock().unwrap().push("twins".into());
+    for (who, detail) in [
+        ("nobody", "unknown"),
+        ("twins", "ambiguous"),
+        ("outside", "out_of_scope"),
+        ("locked", "locked_or_blank"),
+        ("normal", "bad_password"),
+    ] {
+        let (r, v) = one_record(&w, || {
+            run(w.engine.change(&ctx(), who, &pw("Guess-1"), &new))
+        });
+        assert!(matches!(r, Err(EngineError::ChangeRefused)), "{who}");
+        says(&v, "change", "failed", Some("RK-CHANGE-001"), Some(detail));
+    }
+    *w.zone.fail.lock().unwrap() = Some(down());
+    let (_, v) = one_record(&w, || {
+        run(w
+            .engine
+            .change(&ctx(), "normal", &pw("Old-Password-1"), &new))
+    });
+    says(&v, "change", "failed", Some("RK-DIR-010"), None);
+    *w.zone.fail.lock().unwrap() = None;
+    let (_, v) = one_record(&w, || {
+        run(w
+            .engine
+            .change(&ctx(), "normal", &pw("Old-Password-1"), &new))
+    });
+    says(&v, "change", "ok", None, None);
+    w.audit_ok();
+
+    let w = world(5);
+    let (_, v) = one_record(&w, || {
+        run(w.engine.enroll_sign_in(&ctx(), "normal", &pw("nope")))
+    });
+    says(&v, "enroll", "failed", Some("RK-ENROLL-001"), None);
+    let (_, v) = one_record(&w, || {
+        run(w.engine.enroll_sign_in(&ctx(), "nobody", &pw("nope")))
+    });
+    says(
+        &v,
+        "enroll",
+        "failed",
+        Some("RK-ENROLL-001"),
+        Some("unknown"),
+    );
+    w.dir
+        .passwords
+        .lock()
+        .unwrap()
+        .insert("normal".into(), "Old-Password-1".into());
+    let (flow, v) = one_record(&w, || {
+        run(w
+            .engine
+            .enroll_sign_in(&ctx(), "normal", &pw("Old-Password-1")))
+    });
+    says(&v, "enroll", "ok", None, Some("signed_in"));
+    let flow = flow.unwrap();
+    let (_, v) = one_record(&w, || {
+        run(w.engine.enroll_email(&ctx(), &flow, "not an address"))
+    });
+    says(
+        &v,
+        "enroll",
+        "failed",
+        Some("RK-ENROLL-002"),
+        Some("address"),
+    );
+    let (_, v) = one_record(&w, || {
+        run(w.engine.enroll_email(&ctx(), &flow, "me@mail.example.org"))
+    });
+    says(&v, "enroll", "ok", None, Some("address"));
+    let (_, v) = one_record(&w, || run(w.engine.enroll_confirm(&ctx(), &flow, "000000")));
+    says(
+        &v,
+        "enroll",
+        "failed",
+        Some("RK-VERIFY-001"),
+        Some("confirm"),
+    );
+    let (_, v) = one_record(&w, || {
+        run(w.engine.enroll_confirm(&ctx(), &flow, &w.last_code()))
+    });
+    says(&v, "enroll", "ok", None, Some("confirm"));
+    w.audit_ok();
+}
+
+#[test]
+fn the_old_address_is_told_where_the_method_moved() {
+    let w = world(5);
+    let operator = RequestContext {
+        actor: crate::audit::Actor::Admin("root".into()),
+        ..ctx()
+    };
+    run(w
+        .engine
+        .admin_enroll(&operator, "normal", "fresh@mail.example.org"))
+    .unwrap();
+    let mails = w.mail.0.lock().unwrap().clone();
+    let old = mails.iter().find(|m| m.to == "u1@home.example").unwrap();
+    assert!(
+        old.body.contains("changed from this address"),
+        "{}",
+        old.body
+    );
+    assert!(
+        old.body.contains("f***@"),
+        "masked new address: {}",
+        old.body
+    );
+    assert!(!old.body.contains("fresh@mail.example.org"));
+    let new = mails
+        .iter()
+        .find(|m| m.to == "fresh@mail.example.org")
+        .unwrap();
+    assert!(
+        new.body.contains("This address was registered"),
+        "{}",
+        new.body
+    );
+}
+
+#[test]
+fn operators_write_through_the_engine_and_are_named() {
+    let w = world(5);
+    let op = RequestContext {
+        actor: crate::audit::Actor::Admin("alice-ops".into()),
+        ..ctx()
+    };
+    let opts = ResetOptions {
+        unlock: true,
+        must_change: true,
+    };
+    let (r, v) = one_record(&w, || {
+        run(w
+            .engine
+            .admin_reset(&op, "normal", &pw("Operator-Set-1"), opts))
+    });
+    assert!(r.unwrap().landed_everywhere());
+    says(&v, "reset", "ok", None, None);
+    assert_eq!(v["actor"]["admin"], "alice-ops");
+    assert_eq!(v["methods"][0], "operator");
+    let (r, v) = one_record(&w, || {
+        run(w.engine.admin_reset(&op, "normal", &pw("x"), opts))
+    });
+    assert!(
+        matches!(r, Err(EngineError::Policy { .. })),
+        "AD's policy pre-check applies"
+    );
+    says(&v, "reset", "failed", Some("RK-PWD-010"), None);
+    let (r, v) = one_record(&w, || {
+        run(w
+            .engine
+            .admin_reset(&op, "admin", &pw("Operator-Set-2"), opts))
+    });
+    assert!(matches!(r, Err(EngineError::Ineligible(_))));
+    says(&v, "reset", "failed", Some("RK-TIER-001"), None);
+    let (r, v) = one_record(&w, || run(w.engine.admin_unlock(&op, "ghost")));
+    assert!(matches!(r, Err(EngineError::NoSuchAccount)));
+    says(&v, "unlock", "failed", Some("RK-DIR-002"), None);
+    let (_, v) = one_record(&w, || run(w.engine.admin_unlock(&op, "locked")));
+    says(&v, "unlock", "ok", None, None);
+    assert_eq!(
+        *w.zone.writes.lock().unwrap(),
+        vec!["reset normal Operator-Set-1 unlock=true", "unlock locked"]
+    );
+    w.audit_ok();
+}
+
+#[test]
+fn the_store_never_sees_the_flow_id_or_a_code() {
+    let w = world(5);
+    let flow = run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal")).unwrap();
+    let code = w.last_code();
+    let rows: Vec<String> = w.store.with(|m| m.flows.keys().cloned().collect());
+    assert_eq!(rows.len(), 1);
+    assert_ne!(rows[0], flow, "only a keyed hash of the id is stored");
+    // A database reader who copies the stored key into a cookie gets nowhere.
+    assert!(matches!(
+        run(w.engine.verify_reset_code(&ctx(), &rows[0], &code)),
+        Err(EngineError::FlowExpired)
+    ));
+    // The code mail waits in the outbox sealed: neither the code nor the address is readable.
+    w.mail.1.store(true, Ordering::Relaxed);
+    let _ = run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal")).unwrap();
+    let item = w.store.with(|m| m.outbox[0].clone());
+    let raw = String::from_utf8_lossy(&item.payload);
+    assert!(!raw.contains("home.example") && !raw.contains("verification"));
+}
+
+#[test]
+fn the_outbox_retries_a_relay_that_is_down_and_gives_up_with_a_record() {
+    let w = world(5);
+    w.mail.1.store(true, Ordering::Relaxed);
+    let _ = run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal")).unwrap();
+    assert_eq!(w.mails(), 0);
+    // Due again after the backoff; the relay is back: delivered once.
+    assert_eq!(run(w.engine.deliver_outbox()).unwrap(), 0, "not due yet");
+    w.mail.1.store(false, Ordering::Relaxed);
+    w.clock.0.fetch_add(6, Ordering::Relaxed);
+    assert_eq!(run(w.engine.deliver_outbox()).unwrap(), 1);
+    assert_eq!(w.mails(), 1);
+    assert!(w.store.with(|m| m.outbox.is_empty()));
+    // A code nobody could deliver in time ends with a record, not silently.
+    w.mail.1.store(true, Ordering::Relaxed);
+    let _ = run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal")).unwrap();
+    w.clock.0.fetch_add(601, Ordering::Relaxed);
+    let (_, v) = one_record(&w, || run(w.engine.deliver_outbox()));
+    says(&v, "notify", "failed", Some("RK-MAIL-001"), Some("expired"));
+    assert_eq!(v["actor"], "system");
+    assert!(w.store.with(|m| m.outbox.is_empty()));
+}
+
+#[test]
+fn anonymous_attempts_stop_with_a_margin_and_lost_answers_count() {
+    // Threshold 5, margin 2: badPwdCount never passes 3.
+    let w = world(5);
+    let new = pw("New-Password-2x");
+    for _ in 0..10 {
+        let _ = run(w.engine.change(&ctx(), "normal", &pw("Guess-1"), &new));
+    }
+    let bad = w.dir.set("normal", |a| a.state.bad_pwd_count);
+    assert_eq!(bad, 3, "stopped at threshold − 2");
+    // An unreachable or lost answer costs a unit too (it may have reached a DC).
+    let w = world(5);
+    *w.zone.fail.lock().unwrap() = Some(LandingError::Indeterminate {
+        diagnostic: Diagnostic::new(None, "answer lost"),
+    });
+    for _ in 0..5 {
+        let _ = run(w
+            .engine
+            .change(&ctx(), "normal", &pw("Old-Password-1"), &new));
+    }
+    *w.zone.fail.lock().unwrap() = None;
+    let r = run(w
+        .engine
+        .change(&ctx(), "normal", &pw("Old-Password-1"), &new));
+    assert!(
+        matches!(r, Err(EngineError::ChangeRefused)),
+        "budget spent: {r:?}"
+    );
+    // A right password gives its unit back: the owner is never locked out of Rekey by use.
+    let w = world(5);
+    for i in 0..6 {
+        let (old, next) = (format!("Pass-Word-{i}x"), format!("Pass-Word-{}x", i + 1));
+        w.dir
+            .passwords
+            .lock()
+            .unwrap()
+            .insert("normal".into(), old.clone());
+        run(w.engine.change(&ctx(), "normal", &pw(&old), &pw(&next))).unwrap();
+    }
+    // The enrollment sign-in shares the budget.
+    let w = world(5);
+    for _ in 0..10 {
+        let _ = run(w.engine.enroll_sign_in(&ctx(), "normal", &pw("Guess-1")));
+    }
+    assert_eq!(w.dir.set("normal", |a| a.state.bad_pwd_count), 3);
+}

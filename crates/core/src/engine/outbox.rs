@@ -1,0 +1,195 @@
+//! Mail leaves through an outbox in the store, never inside the request (invariant 9): a slow
+//! or failing relay gives every account class the same answer at the same time, and nothing is
+//! lost when the relay or the process stops. A worker (`Engine::deliver_outbox`) sends what is
+//! due, with retries and backoff; every replica may run one (claims are atomic).
+//!
+//! Bodies carry one-time codes, so the payload is sealed (AES-256-GCM, a key derived from the
+//! server secret that never enters the database): a database reader learns no code.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use super::trail::Trail;
+use super::{Engine, EngineResult, RequestContext};
+use crate::account::Guid;
+use crate::audit::{Actor, Operation};
+use crate::notify::{Email, NotifyError};
+use crate::store::{OutboxItem, OutboxKind};
+
+/// How long a claimed item is left to its worker before another may retry it (seconds).
+const LEASE: i64 = 60;
+/// Items claimed per round.
+const BATCH: u32 = 20;
+
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    to: String,
+    subject: String,
+    body: String,
+}
+
+/// Seconds before attempt `n + 1` after `n` failed attempts: 5, 10, 20, … at most 300.
+fn backoff(attempts: u32) -> i64 {
+    (5_i64 << attempts.saturating_sub(1).min(6)).min(300)
+}
+
+impl Engine {
+    fn outbox_cipher(&self) -> Aes256Gcm {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.inner.otp_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(b"rekey outbox seal v1");
+        Aes256Gcm::new(&mac.finalize().into_bytes())
+    }
+
+    fn seal(&self, id: &str, mail: &Email) -> Vec<u8> {
+        let plain = serde_json::to_vec(&Sealed {
+            to: mail.to.clone(),
+            subject: mail.subject.clone(),
+            body: mail.body.clone(),
+        })
+        .unwrap_or_default();
+        let mut nonce = [0u8; 12];
+        self.inner.random.fill(&mut nonce);
+        let sealed = self
+            .outbox_cipher()
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: id.as_bytes(),
+                },
+            )
+            .unwrap_or_default();
+        [nonce.as_slice(), &sealed].concat()
+    }
+
+    fn unseal(&self, item: &OutboxItem) -> Option<Email> {
+        let (nonce, sealed) = item.payload.split_at_checked(12)?;
+        let plain = self
+            .outbox_cipher()
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: item.id.as_bytes(),
+                },
+            )
+            .ok()?;
+        let s: Sealed = serde_json::from_slice(&plain).ok()?;
+        Some(Email {
+            to: s.to,
+            subject: s.subject,
+            body: s.body,
+        })
+    }
+
+    /// Queue a mail for `user` within the per-user budget (invariant 27), valid for `ttl`
+    /// seconds. Over budget it is silently not queued (the page is the same either way).
+    pub(crate) async fn queue_mail(&self, user: &Guid, mail: &Email, ttl: i64) -> EngineResult<()> {
+        let now = self.now();
+        let sent = self
+            .inner
+            .store
+            .hit(&format!("mail:{user}"), now, 3600)
+            .await?;
+        if sent > self.inner.config.emails_per_user_per_hour {
+            return Ok(());
+        }
+        let id = crate::clock::token(self.inner.random.as_ref(), 16);
+        let item = OutboxItem {
+            payload: self.seal(&id, mail),
+            id,
+            kind: OutboxKind::Mail,
+            user: Some(*user),
+            not_before: now,
+            expires_at: now + ttl,
+            attempts: 0,
+        };
+        self.inner.store.enqueue(&item).await?;
+        Ok(())
+    }
+
+    /// Start delivering what was queued: after the answer when the engine has a spawner,
+    /// else now (tests). Failures stay queued for the next round.
+    pub(crate) async fn kick_outbox(&self) {
+        match self.background.clone() {
+            Some(spawn) => {
+                let engine = self.clone();
+                spawn.spawn(Box::pin(async move {
+                    let _ = engine.deliver_outbox().await;
+                }));
+            }
+            None => {
+                let _ = self.deliver_outbox().await;
+            }
+        }
+    }
+
+    /// Send every due item once; returns how many were delivered. `rekey serve` runs this every
+    /// few seconds besides the kick after each request. A relay that is down (4xx, no answer)
+    /// gets the item again later with backoff until it expires; a permanent refusal (5xx, bad
+    /// address), an expiry or a payload that does not unseal ends the item with an audit record.
+    pub async fn deliver_outbox(&self) -> EngineResult<usize> {
+        let now = self.now();
+        let items = self.inner.store.claim(now, LEASE, BATCH).await?;
+        let mut sent = 0;
+        for item in items {
+            let why = if item.expires_at <= now {
+                "expired"
+            } else if let Some(mail) = self.unseal(&item) {
+                match self.inner.mailer.send(&mail).await {
+                    Ok(()) => {
+                        self.inner.store.finish(&item.id, item.attempts).await?;
+                        sent += 1;
+                        continue;
+                    }
+                    Err(NotifyError::Unavailable(_)) => {
+                        let at = now + backoff(item.attempts);
+                        if at < item.expires_at {
+                            self.inner.store.retry(&item.id, item.attempts, at).await?;
+                            continue;
+                        }
+                        "relay_unavailable"
+                    }
+                    Err(NotifyError::Refused(_) | NotifyError::Address(_)) => "refused",
+                }
+            } else {
+                "unsealable"
+            };
+            if self.inner.store.finish(&item.id, item.attempts).await? {
+                self.mail_given_up(&item, why).await?;
+            }
+        }
+        Ok(sent)
+    }
+
+    async fn mail_given_up(&self, item: &OutboxItem, why: &str) -> EngineResult<()> {
+        let ctx = RequestContext {
+            support_id: self.support_id(),
+            actor: Actor::System,
+            ..RequestContext::default()
+        };
+        let mut trail = Trail::new(Operation::Notify);
+        trail.target_guid(item.user.as_ref());
+        trail.note(why);
+        self.record::<()>(&ctx, trail, Err(super::EngineError::Mail))
+            .await
+            .or_else(|e| match e {
+                super::EngineError::Mail => Ok(()),
+                other => Err(other),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_grows_and_caps() {
+        let b: Vec<i64> = (1..=9).map(super::backoff).collect();
+        assert_eq!(b, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(super::backoff(0), 5);
+    }
+}
