@@ -1,7 +1,23 @@
-//! Two languages, chosen from a `rekey-lang` cookie, else Accept-Language; a switch on every page.
+//! Two languages, chosen from the `__Host-rekey-lang` cookie, else Accept-Language; a switch on
+//! every page. Page texts live here; the engine's error messages live in `catalog`.
+
+use crate::catalog;
+
+/// The languages the portal speaks. Adding one is a compile error until every page text
+/// (`Texts`) and every error message (`catalog::Msg`) has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    De,
+}
+
+/// Every language, in the order the switch shows them.
+pub static LANGUAGES: [&Texts; 2] = [&EN, &DE];
 
 /// Every string a page shows.
 pub struct Texts {
+    pub lang: Lang,
+    /// The BCP 47 tag: `<html lang>`, the `?lang=` switch and the cookie value.
     pub code: &'static str,
     pub title: &'static str,
     pub start_lead: &'static str,
@@ -56,9 +72,31 @@ pub struct Texts {
     pub policy_history: &'static str,
     pub policy_source_pso: &'static str,
     pub allowed_at: &'static str,
+    pub violation_empty: &'static str,
+    pub violation_too_long: &'static str,
+    pub zone_landed: &'static str,
+    pub zone_rejected: &'static str,
+    pub zone_indeterminate: &'static str,
+    pub zone_failed: &'static str,
+}
+
+impl Texts {
+    /// A zone's outcome (the engine's `landed` / `rejected` / `indeterminate` / `failed`) in
+    /// this language.
+    #[must_use]
+    pub fn zone_outcome<'a>(&self, outcome: &'a str) -> &'a str {
+        match outcome {
+            "landed" => self.zone_landed,
+            "rejected" => self.zone_rejected,
+            "indeterminate" => self.zone_indeterminate,
+            "failed" => self.zone_failed,
+            other => other,
+        }
+    }
 }
 
 pub static EN: Texts = Texts {
+    lang: Lang::En,
     code: "en",
     title: "Password self-service",
     start_lead: "Forgot your password or locked out? You can fix it here.",
@@ -113,9 +151,17 @@ pub static EN: Texts = Texts {
     policy_history: "Not one of your last {} passwords",
     policy_source_pso: "A stricter policy applies to your account.",
     allowed_at: "You can change it again after {} (UTC).",
+    violation_empty: "Enter a new password.",
+    violation_too_long: "At most 256 characters.",
+    // The engine's own words; the browser tests look for "landed".
+    zone_landed: "landed",
+    zone_rejected: "rejected",
+    zone_indeterminate: "indeterminate",
+    zone_failed: "failed",
 };
 
 pub static DE: Texts = Texts {
+    lang: Lang::De,
     code: "de",
     title: "Passwort-Selbstbedienung",
     start_lead: "Passwort vergessen oder gesperrt? Hier können Sie es selbst beheben.",
@@ -127,7 +173,7 @@ pub static DE: Texts = Texts {
     unlock_title: "Konto entsperren",
     identify_lead: "Geben Sie Ihren Benutzernamen ein. Wenn das Konto die Selbstbedienung nutzen darf, senden wir einen Code an die registrierte E-Mail-Adresse.",
     username: "Benutzername oder E-Mail",
-    username_hint: "Zum Beispiel jane.doe oder jane.doe@corp.example.com",
+    username_hint: "Zum Beispiel erika.mustermann oder erika.mustermann@corp.example.com",
     continue_: "Weiter",
     code_title: "Code eingeben",
     code_lead: "Wenn das Konto existiert und eine registrierte E-Mail-Adresse hat, ist ein 6-stelliger Code unterwegs. Er gilt 10 Minuten.",
@@ -137,7 +183,7 @@ pub static DE: Texts = Texts {
     policy_intro: "Die Regeln Ihrer Organisation für dieses Konto:",
     new_password: "Neues Passwort",
     confirm_password: "Neues Passwort wiederholen",
-    mismatch: "Die beiden Passwörter sind nicht gleich.",
+    mismatch: "Die beiden Passwörter stimmen nicht überein.",
     set_password: "Neues Passwort setzen",
     unlock_lead: "Ihre Identität ist bestätigt. Entsperren Sie das Konto; Ihr Passwort bleibt gleich.",
     unlock_button: "Konto entsperren",
@@ -170,39 +216,32 @@ pub static DE: Texts = Texts {
     policy_history: "Keines Ihrer letzten {} Passwörter",
     policy_source_pso: "Für Ihr Konto gilt eine strengere Richtlinie.",
     allowed_at: "Sie können es nach {} (UTC) wieder ändern.",
+    violation_empty: "Geben Sie ein neues Passwort ein.",
+    violation_too_long: "Höchstens 256 Zeichen.",
+    zone_landed: "erledigt",
+    zone_rejected: "abgelehnt",
+    zone_indeterminate: "unklar",
+    zone_failed: "fehlgeschlagen",
 };
 
-/// German versions of the engine's messages, by stable code; English is the fallback.
+/// An engine error's message in the page's language, by its stable code (see `catalog`).
+/// `english` is the core's `UserFacing::message()`.
 pub fn message(lang: &Texts, code: &str, english: &'static str) -> &'static str {
-    if lang.code != "de" {
-        return english;
-    }
-    match code {
-        "RK-FLOW-001" | "RK-FLOW-002" => "Diese Sitzung ist abgelaufen. Bitte beginnen Sie neu.",
-        "RK-VERIFY-001" => "Dieser Code ist falsch oder abgelaufen.",
-        "RK-VERIFY-002" => "Zu viele Versuche. Die Selbstbedienung ist für dieses Konto pausiert.",
-        "RK-CHANGE-001" => {
-            "Das Passwort konnte nicht geändert werden. Prüfen Sie Benutzername und aktuelles Passwort."
-        }
-        "RK-RATE-001" => "Zu viele Versuche. Bitte warten Sie etwas.",
-        "RK-ENROLL-001" => "Anmeldung fehlgeschlagen. Prüfen Sie Benutzername und Passwort.",
-        "RK-ENROLL-002" => "Das sieht nicht wie eine E-Mail-Adresse aus.",
-        "RK-PWD-001" => "Das neue Passwort ist zu kurz.",
-        "RK-PWD-002" => "Das neue Passwort ist nicht komplex genug.",
-        "RK-PWD-003" => "Dieses Passwort haben Sie schon einmal verwendet.",
-        "RK-PWD-004" => "Ihr Passwort wurde erst vor Kurzem geändert.",
-        "RK-PWD-005" | "RK-PWD-010" => "Das neue Passwort erfüllt die Richtlinie nicht.",
-        _ => english,
-    }
+    catalog::text(lang.lang, code, english)
 }
 
 /// Pick a language: explicit choice first, then the browser's preference, else English.
 pub fn choose(cookie: Option<&str>, accept_language: Option<&str>) -> &'static Texts {
     if let Some(c) = cookie {
-        return if c == "de" { &DE } else { &EN };
+        return by_code(c).unwrap_or(&EN);
     }
     let prefers_de = accept_language
         .and_then(|h| h.split(',').next())
         .is_some_and(|first| first.trim().to_ascii_lowercase().starts_with("de"));
     if prefers_de { &DE } else { &EN }
+}
+
+/// The language with this exact tag (`en`, `de`).
+pub fn by_code(code: &str) -> Option<&'static Texts> {
+    LANGUAGES.iter().copied().find(|t| t.code == code)
 }

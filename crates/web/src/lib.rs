@@ -4,6 +4,7 @@
 //! are thin (parse → one engine call → view); flow state lives server-side, the browser holds only
 //! the opaque flow id in a `__Host-` cookie (invariant 12).
 
+mod catalog;
 mod handlers;
 mod i18n;
 mod security;
@@ -26,6 +27,13 @@ pub struct WebConfig {
     /// Every identify answer is released at this fixed delay after the request arrived, so the
     /// response time does not depend on the account (invariant 9).
     pub identify_deadline: Duration,
+    /// Code posts (`/reset/code`, `/unlock/code`, `/enroll/code`) answer at this fixed delay:
+    /// real flows do more work than decoys (invariant 9).
+    pub answer_deadline: Duration,
+    /// `/change` and the enrollment sign-in answer at this fixed delay: an unknown name is
+    /// refused at once, a real one after a DC round trip (invariant 9). Keep it above the
+    /// DC's change latency under load.
+    pub password_deadline: Duration,
     /// Request bodies above this are refused with 413 (invariant 18).
     pub body_limit: usize,
 }
@@ -36,9 +44,23 @@ impl Default for WebConfig {
             organisation: "Rekey".into(),
             trusted_proxies: Vec::new(),
             identify_deadline: Duration::from_millis(400),
+            answer_deadline: Duration::from_millis(400),
+            password_deadline: Duration::from_millis(1500),
             body_limit: 16 * 1024,
         }
     }
+}
+
+/// Await `work`, then answer no earlier than `deadline` after `start`: the time of an answer
+/// that depends on the account says nothing about the account (invariant 9).
+pub(crate) async fn at_deadline<T>(
+    start: tokio::time::Instant,
+    deadline: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let out = work.await;
+    tokio::time::sleep_until(start + deadline).await;
+    out
 }
 
 /// Runs the engine's after-answer work (notices) on the Tokio runtime.
@@ -68,6 +90,8 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
         .route("/", get(h::start))
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/app.css", get(h::css))
+        .route("/favicon.ico", get(views::favicon))
+        .route("/static/favicon.svg", get(views::favicon))
         .route(
             "/reset",
             get(h::reset_identify).post(h::reset_identify_post),
@@ -103,3 +127,5 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_i18n;

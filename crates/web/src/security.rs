@@ -11,7 +11,9 @@ use subtle::ConstantTimeEq;
 
 pub const FLOW_COOKIE: &str = "__Host-rekey-flow";
 pub const CSRF_COOKIE: &str = "__Host-rekey-csrf";
-pub const LANG_COOKIE: &str = "rekey-lang";
+pub const LANG_COOKIE: &str = "__Host-rekey-lang";
+/// The language choice lasts a year.
+pub const LANG_MAX_AGE: i64 = 365 * 24 * 60 * 60;
 
 /// Add the security headers to every response (invariant 15).
 pub async fn headers(req: Request, next: Next) -> Response {

@@ -14,17 +14,19 @@ use tower::ServiceExt;
 
 use crate::{WebConfig, router};
 
-fn app(w: &World) -> axum::Router {
+pub(crate) fn app(w: &World) -> axum::Router {
     router(
         w.engine.clone(),
         WebConfig {
             identify_deadline: Duration::from_millis(20),
+            answer_deadline: Duration::from_millis(20),
+            password_deadline: Duration::from_millis(20),
             ..WebConfig::default()
         },
     )
 }
 
-async fn send(app: &axum::Router, req: Request<Body>) -> (Response<Body>, String) {
+pub(crate) async fn send(app: &axum::Router, req: Request<Body>) -> (Response<Body>, String) {
     let res = app.clone().oneshot(req).await.unwrap();
     let (parts, body) = res.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
@@ -34,9 +36,9 @@ async fn send(app: &axum::Router, req: Request<Body>) -> (Response<Body>, String
     )
 }
 
-const CSRF: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub(crate) const CSRF: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-fn post(path: &str, body: &str, cookies: &str) -> Request<Body> {
+pub(crate) fn post(path: &str, body: &str, cookies: &str) -> Request<Body> {
     Request::post(path)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::COOKIE, cookies)
@@ -44,14 +46,14 @@ fn post(path: &str, body: &str, cookies: &str) -> Request<Body> {
         .unwrap()
 }
 
-fn get(path: &str, cookies: &str) -> Request<Body> {
+pub(crate) fn get(path: &str, cookies: &str) -> Request<Body> {
     Request::get(path)
         .header(header::COOKIE, cookies)
         .body(Body::empty())
         .unwrap()
 }
 
-fn set_cookies(res: &Response<Body>) -> Vec<String> {
+pub(crate) fn set_cookies(res: &Response<Body>) -> Vec<String> {
     res.headers()
         .get_all(header::SET_COOKIE)
         .iter()
@@ -301,10 +303,33 @@ async fn language_follows_the_browser_and_the_switch() {
     assert!(page.contains("lang=\"de\"") && page.contains("Passwort vergessen"));
     let (res, page) = send(&app, get("/?lang=en", "")).await;
     assert!(page.contains("lang=\"en\""));
+    let lang = set_cookies(&res)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-rekey-lang=en;"))
+        .expect("language cookie");
+    for attr in [
+        "Path=/",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Max-Age=31536000",
+    ] {
+        assert!(lang.contains(attr), "{lang}");
+    }
+    assert!(!lang.contains("Domain"), "{lang}");
+    // The cookie is read back, and wins over the browser's preference.
+    let req = Request::get("/")
+        .header(header::ACCEPT_LANGUAGE, "en")
+        .header(header::COOKIE, "__Host-rekey-lang=de")
+        .body(Body::empty())
+        .unwrap();
+    let (res, page) = send(&app, req).await;
+    assert!(page.contains("lang=\"de\""), "{page}");
     assert!(
-        set_cookies(&res)
+        !set_cookies(&res)
             .iter()
-            .any(|c| c.starts_with("rekey-lang=en"))
+            .any(|c| c.starts_with("__Host-rekey-lang=")),
+        "set only when chosen"
     );
 }
 
@@ -337,13 +362,95 @@ async fn failures_close_with_a_clear_page() {
             .any(|c| c.starts_with("__Host-rekey-flow=") && !c.contains("Max-Age=0"))
     );
     w.dir.down.store(false, Ordering::Relaxed);
+    // A relay that is down changes nothing in the answer (invariant 9): the code waits in the
+    // outbox, and an unknown name gets the very same redirect.
     w.mail.1.store(true, Ordering::Relaxed);
-    let (res, page) = send(
-        &app,
-        post("/reset", &format!("csrf={CSRF}&username=normal"), &cookies),
+    let mut answers = Vec::new();
+    for who in ["normal", "nobody"] {
+        let (res, page) = send(
+            &app,
+            post("/reset", &format!("csrf={CSRF}&username={who}"), &cookies),
+        )
+        .await;
+        answers.push((res.status(), res.headers().get("location").cloned(), page));
+    }
+    assert_eq!(answers[0].0, StatusCode::SEE_OTHER);
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(w.mails(), 0);
+    assert_eq!(
+        w.store.with(|m| m.outbox.len()),
+        1,
+        "the code is queued, not lost"
+    );
+}
+
+#[tokio::test]
+async fn favicon_is_served_linked_and_allowed_by_the_csp() {
+    let w = world(5);
+    let app = app(&w);
+    let (_, page) = send(&app, get("/", "")).await;
+    assert!(
+        page.contains(r#"<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">"#),
+        "{page}"
+    );
+    for path in ["/favicon.ico", "/static/favicon.svg"] {
+        let (res, body) = send(&app, get(path, "")).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let h = res.headers();
+        assert_eq!(h.get(header::CONTENT_TYPE).unwrap(), "image/svg+xml");
+        let cache = h.get(header::CACHE_CONTROL).unwrap().to_str().unwrap();
+        assert!(
+            cache.contains("public") && cache.contains("max-age=31536000"),
+            "{cache}"
+        );
+        let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
+        assert!(csp.contains("img-src 'self'"), "{csp}");
+        assert!(body.starts_with("<svg") && body.trim_end().ends_with("</svg>"));
+        assert!(
+            !body.contains("<script") && !body.contains("<style") && !body.contains("href"),
+            "a plain image: nothing the CSP would have to block"
+        );
+        assert!(
+            set_cookies(&res).is_empty(),
+            "{path}: no cookies on the icon"
+        );
+    }
+}
+
+/// The flow cookie a response sets (`name=value`).
+pub(crate) fn flow_cookie(res: &Response<Body>) -> String {
+    set_cookies(res)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-rekey-flow=") && !c.contains("Max-Age=0"))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .expect("flow cookie")
+}
+
+/// Identify `normal` and pass the code gate; the cookies (`base` + flow) of the verified flow.
+pub(crate) async fn verified_cookies(app: &axum::Router, w: &World, base: &str) -> String {
+    let (res, _) = send(
+        app,
+        post("/reset", &format!("csrf={CSRF}&username=normal"), base),
     )
     .await;
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(page.contains("RK-MAIL-001"), "{page}");
-    assert_eq!(w.mails(), 0);
+    let cookies = format!("{base}; {}", flow_cookie(&res));
+    let (res, _) = send(
+        app,
+        post(
+            "/reset/code",
+            &format!("csrf={CSRF}&code={}", w.last_code()),
+            &cookies,
+        ),
+    )
+    .await;
+    format!("{base}; {}", flow_cookie(&res))
+}
+
+/// The new-password post with `pw` typed twice.
+pub(crate) fn set_password(cookies: &str, pw: &str) -> Request<Body> {
+    post(
+        "/reset/password",
+        &format!("csrf={CSRF}&new_password={pw}&confirm_password={pw}"),
+        cookies,
+    )
 }

@@ -1,6 +1,8 @@
 //! Typed views: one struct per template. Handlers build these; templates only display.
 
 use askama::Template;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 
 use crate::i18n::Texts;
 
@@ -86,4 +88,17 @@ pub struct ErrorPage {
     pub code: String,
     pub support_id: String,
     pub again: &'static str,
+}
+
+/// The icon (a key), at `/favicon.ico` (browsers ask there by default) and at the URL the pages
+/// link. SVG without script or style, so it loads under the CSP's `img-src 'self'`.
+pub async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=31536000"),
+        ],
+        include_str!("../static/favicon.svg"),
+    )
+        .into_response()
 }

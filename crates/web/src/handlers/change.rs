@@ -72,6 +72,7 @@ pub async fn change_post(
     ctx: Ctx,
     ScalarForm(f): ScalarForm<ChangeForm>,
 ) -> Response {
+    let start = tokio::time::Instant::now();
     if !ctx.csrf_ok(&f.csrf) {
         return ctx.forbidden();
     }
@@ -85,7 +86,8 @@ pub async fn change_post(
         Password::new(f.current_password),
         Password::new(f.new_password),
     );
-    match s.engine.change(&ctx.req, &f.username, &old, &new).await {
+    let work = s.engine.change(&ctx.req, &f.username, &old, &new);
+    match crate::at_deadline(start, s.cfg.password_deadline, work).await {
         Ok(out) => {
             let page = Outcome {
                 c: ctx.common(ctx.t.done_title),

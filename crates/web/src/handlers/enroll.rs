@@ -48,15 +48,13 @@ pub async fn enroll_post(
     ctx: Ctx,
     ScalarForm(f): ScalarForm<SignInForm>,
 ) -> Response {
+    let start = tokio::time::Instant::now();
     if !ctx.csrf_ok(&f.csrf) {
         return ctx.forbidden();
     }
     let password = Password::new(f.password);
-    match s
-        .engine
-        .enroll_sign_in(&ctx.req, &f.username, &password)
-        .await
-    {
+    let work = s.engine.enroll_sign_in(&ctx.req, &f.username, &password);
+    match crate::at_deadline(start, s.cfg.password_deadline, work).await {
         Ok(flow) => ctx.redirect("/enroll/email", FlowCookie::Set(flow)),
         Err(e @ (EngineError::SignInFailed | EngineError::RateLimited)) => {
             let msg = ctx.say(&e);

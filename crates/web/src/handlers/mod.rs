@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use askama::Template;
 use axum::extract::{ConnectInfo, FromRequestParts, Query};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use rekey_core::UserFacing;
 use rekey_core::engine::{EngineError, RequestContext};
@@ -88,6 +88,7 @@ impl FromRequestParts<AppState> for Ctx {
                 client_ip: ip.map(|i| i.to_string()),
                 user_agent: ua,
                 support_id: state.engine.support_id(),
+                actor: rekey_core::audit::Actor::User,
             },
             org: state.cfg.organisation.clone(),
         })
@@ -114,10 +115,10 @@ impl Ctx {
             );
         }
         if let Some(lang) = self.set_lang {
-            let v = format!("{LANG_COOKIE}={lang}; Path=/; Secure; SameSite=Lax; Max-Age=31536000");
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                h.append(header::SET_COOKIE, v);
-            }
+            h.append(
+                header::SET_COOKIE,
+                security::host_cookie(LANG_COOKIE, lang, Some(security::LANG_MAX_AGE)),
+            );
         }
         res
     }

@@ -75,13 +75,12 @@ async fn identify_post(
     kind: FlowKind,
     next: &str,
 ) -> Response {
-    let deadline = tokio::time::Instant::now() + s.cfg.identify_deadline;
+    let start = tokio::time::Instant::now();
     if !ctx.csrf_ok(&f.csrf) {
         return ctx.forbidden();
     }
-    let result = s.engine.start_reset(&ctx.req, kind, &f.username).await;
-    tokio::time::sleep_until(deadline).await;
-    match result {
+    let work = s.engine.start_reset(&ctx.req, kind, &f.username);
+    match crate::at_deadline(start, s.cfg.identify_deadline, work).await {
         Ok(flow) => ctx.redirect(next, FlowCookie::Set(flow)),
         Err(e) => ctx.error(
             &e,
@@ -156,6 +155,7 @@ async fn code_post(
     here: &'static str,
     next: &str,
 ) -> Response {
+    let start = tokio::time::Instant::now();
     if !ctx.csrf_ok(&f.csrf) {
         return ctx.forbidden();
     }
@@ -163,7 +163,8 @@ async fn code_post(
         Ok(f) => f,
         Err(r) => return r,
     };
-    match s.engine.verify_reset_code(&ctx.req, &flow, &f.code).await {
+    let work = s.engine.verify_reset_code(&ctx.req, &flow, &f.code);
+    match crate::at_deadline(start, s.cfg.answer_deadline, work).await {
         Ok(rotated) => ctx.redirect(next, FlowCookie::Set(rotated)),
         Err(e @ EngineError::WrongCode) => {
             let msg = ctx.say(&e);
@@ -204,8 +205,8 @@ fn violation_text(t: &Texts, v: &Violation) -> String {
     match v {
         Violation::TooShort { min, .. } => t.policy_min_length.replace("{}", &min.to_string()),
         Violation::TooFewCategories { .. } | Violation::ContainsName => t.policy_complexity.into(),
-        Violation::TooLong => "≤ 256".into(),
-        Violation::Empty => t.mismatch.into(),
+        Violation::TooLong => t.violation_too_long.into(),
+        Violation::Empty => t.violation_empty.into(),
     }
 }
 
