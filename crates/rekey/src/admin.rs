@@ -3,9 +3,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use rekey_core::audit::Actor;
+use rekey_core::engine::{EngineError, RequestContext, ResetOutcome};
 use rekey_core::{
-    Account, Directory, Identifier, LandingError, LandingZone, PasswordPolicy, PolicySource,
-    ProtectedGroups, ResetOptions, Tier, UserFacing,
+    Account, Directory, Identifier, LandingError, PasswordPolicy, PolicySource, ProtectedGroups,
+    ResetOptions, Tier, UserFacing,
 };
 use rekey_directory::{ActiveDirectory, SetupError};
 
@@ -23,26 +25,30 @@ pub enum CliError {
     #[error("{code}: {message}", code = .0.code(), message = .0.message())]
     Directory(#[from] rekey_core::DirectoryError),
     #[error("{code}: {message}", code = .0.code(), message = .0.message())]
-    Landing(LandingError),
+    Engine(EngineError),
     #[error("RK-CLI-002: {0}")]
     Input(#[from] std::io::Error),
     #[error("RK-AUDIT-001: the audit chain is broken: {0}")]
     AuditBroken(rekey_core::audit::ChainBreak),
-    #[error(
-        "RK-TIER-001: {0} is a privileged account (member of a protected group); Rekey does not \
-         reset or unlock privileged accounts: use your tier-0 procedure"
-    )]
-    Privileged(String),
+    #[error("RK-STORE-001: {0}")]
+    Store(#[from] rekey_core::store::StoreError),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Setup(SetupError::Config { .. } | SetupError::Tls(_)) => 2,
-            Self::Landing(LandingError::Indeterminate { .. }) => 4,
+            Self::Setup(SetupError::Config { .. } | SetupError::Tls(_)) | Self::Config(_) => 2,
+            Self::Engine(EngineError::Landing(LandingError::Indeterminate { .. })) => 4,
             Self::Setup(_)
             | Self::Directory(_)
-            | Self::Landing(LandingError::Unavailable { .. }) => 3,
+            | Self::Store(_)
+            | Self::Engine(
+                EngineError::Landing(LandingError::Unavailable { .. })
+                | EngineError::Directory(_)
+                | EngineError::Store(_),
+            ) => 3,
             _ => 1,
         }
     }
@@ -74,24 +80,62 @@ async fn protected_groups(
     Ok(ad.protected_groups(extra))
 }
 
-/// Look an account up for a write, refusing privileged ones. Samba has no AdminSDHolder, so
-/// the DC itself would let the delegated service account reset a Domain Admin: Rekey must not.
-async fn lookup_for_write(
-    ad: &ActiveDirectory,
-    config: &Config,
-    name: &str,
-) -> Result<Account, CliError> {
-    let account = lookup(ad, name).await?;
-    match protected_groups(ad, config).await?.classify(&account) {
-        Tier::Normal => Ok(account),
-        Tier::Privileged { .. } => Err(CliError::Privileged(account.sam_account_name)),
+/// The operator running the CLI, as the OS knows them (named in every audit record).
+fn operator() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown-operator".into())
+}
+
+/// The request context of a CLI command: the operator as actor, a fresh support id.
+fn operator_context(engine: &rekey_core::engine::Engine, command: &str) -> RequestContext {
+    RequestContext {
+        client_ip: None,
+        user_agent: Some(format!("rekey {command}")),
+        support_id: engine.support_id(),
+        actor: Actor::Admin(operator()),
     }
 }
 
-/// Log the cause (for operators), return the two-faced error.
-fn landing_failed(e: LandingError) -> CliError {
-    tracing::info!(code = e.code(), diagnostic = %e.diagnostic(), "landing failed");
-    CliError::Landing(e)
+/// The engine error, with its cause in the log for the operator (never the password), and
+/// the rules a refused password broke on stderr.
+fn refused(e: EngineError, support_id: &str) -> CliError {
+    match &e {
+        EngineError::Landing(l) => {
+            tracing::info!(code = e.code(), support_id, diagnostic = %l.diagnostic(), "refused");
+        }
+        EngineError::Policy { violations, policy } => {
+            for v in violations {
+                eprintln!("  {}", violation(v, policy.min_length));
+            }
+        }
+        _ => {}
+    }
+    eprintln!("  support id {support_id}");
+    CliError::Engine(e)
+}
+
+fn violation(v: &rekey_core::Violation, min: u32) -> String {
+    use rekey_core::Violation as V;
+    match v {
+        V::Empty => "the password is empty".into(),
+        V::TooShort { .. } => format!("shorter than {min} characters"),
+        V::TooFewCategories { found } => format!(
+            "uses {found} of the character kinds (upper, lower, digit, symbol, other); 3 are needed"
+        ),
+        V::ContainsName => "contains the account name or part of the display name".into(),
+        V::TooLong => "longer than 256 characters".into(),
+    }
+}
+
+/// One line per zone, and the support id of the audit record.
+fn print_outcome(sam: &str, what: &str, out: &ResetOutcome) -> Result<(), CliError> {
+    for z in &out.zones {
+        println!("{sam}: {what}: {} {}", z.zone, z.outcome);
+    }
+    println!("  support id {}", out.support_id);
+    Ok(())
 }
 
 fn days(d: Duration) -> String {
@@ -185,119 +229,68 @@ pub async fn show_user(config: &Config, name: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Set a new password as an operator: through the engine (scope, tier, AD's policy, audit).
 pub async fn reset(
     config: &Config,
     name: &str,
     unlock: bool,
     must_change: bool,
 ) -> Result<(), CliError> {
-    let ad = connect(config).await?;
-    let account = lookup_for_write(&ad, config, name).await?;
-    let new = secrets::read(
-        &format!("New password for {}: ", account.sam_account_name),
-        true,
-    )?;
-    let landed = ad
-        .reset(
-            &account,
-            &new,
-            ResetOptions {
-                unlock,
-                must_change,
-            },
-        )
+    let built = crate::portal::engine(config, false).await?;
+    let ctx = operator_context(&built.engine, "admin reset");
+    let new = secrets::read(&format!("New password for {name}: "), true)?;
+    let options = ResetOptions {
+        unlock,
+        must_change,
+    };
+    let out = built
+        .engine
+        .admin_reset(&ctx, name, &new, options)
         .await
-        .map_err(landing_failed)?;
-    println!(
-        "{}: password reset ({} landed via {})",
-        account.sam_account_name, landed.zone, landed.server
-    );
-    Ok(())
+        .map_err(|e| refused(e, &ctx.support_id))?;
+    print_outcome(name, "password reset", &out)
 }
 
 pub async fn unlock(config: &Config, name: &str) -> Result<(), CliError> {
-    let ad = connect(config).await?;
-    let account = lookup_for_write(&ad, config, name).await?;
-    let landed = ad.unlock(&account).await.map_err(landing_failed)?;
-    println!(
-        "{}: unlocked ({} via {})",
-        account.sam_account_name, landed.zone, landed.server
-    );
-    Ok(())
+    let built = crate::portal::engine(config, false).await?;
+    let ctx = operator_context(&built.engine, "admin unlock");
+    let out = built
+        .engine
+        .admin_unlock(&ctx, name)
+        .await
+        .map_err(|e| refused(e, &ctx.support_id))?;
+    print_outcome(name, "unlocked", &out)
 }
 
+/// A change with the current password, through the engine like the portal's (same budgets).
 pub async fn change(config: &Config, name: &str) -> Result<(), CliError> {
-    let ad = connect(config).await?;
-    let account = lookup(&ad, name).await?;
+    let built = crate::portal::engine(config, false).await?;
+    let ctx = operator_context(&built.engine, "change");
     let old = secrets::read("Current password: ", false)?;
     let new = secrets::read("New password: ", true)?;
-    let landed = ad
-        .change(&account, &old, &new)
+    let out = built
+        .engine
+        .change(&ctx, name, &old, &new)
         .await
-        .map_err(landing_failed)?;
-    println!(
-        "{}: password changed ({} via {})",
-        account.sam_account_name, landed.zone, landed.server
-    );
-    Ok(())
-}
-
-pub async fn check(config: &Config) -> Result<(), CliError> {
-    let ad = connect(config).await?;
-    let policy = ad.domain_policy().await?;
-    println!("config ok; base {}", ad.base_dn());
-    println!(
-        "  PDC emulator  {}",
-        ad.pdc_url().unwrap_or("not among directory.urls")
-    );
-    println!("  domain SID    {}", ad.domain_sid());
-    println!("  policy        {}", describe_policy(&policy));
+        .map_err(|e| refused(e, &ctx.support_id))?;
+    println!("{name}: password changed\n  support id {}", out.support_id);
     Ok(())
 }
 
 /// Register a recovery email as the operator (e.g. bulk onboarding, the dev demo). The engine's
-/// cool-down still applies from now; the action is audited with the operator as actor.
+/// cool-down runs from now; the old and new addresses are told; the operator is audited.
 pub async fn enroll(config: &Config, name: &str, email: &str) -> Result<(), CliError> {
-    use rekey_core::audit::{Actor, AuditEvent, Operation};
-    use rekey_core::store::Store;
-    use rekey_core::store::{Enrollment, MethodKind};
-    let ad = connect(config).await?;
-    let account = lookup_for_write(&ad, config, name).await?;
-    if !email.contains('@') || email.chars().any(char::is_whitespace) {
-        return Err(CliError::BadName(email.to_owned()));
-    }
-    let store = crate::serve::store(config).await?;
-    let now = std::time::SystemTime::now();
-    let store_err =
-        |e: rekey_core::store::StoreError| CliError::Input(std::io::Error::other(e.to_string()));
-    store
-        .upsert_enrollment(&Enrollment {
-            user: account.guid,
-            method: MethodKind::Email,
-            value: email.to_owned(),
-            verified_at: rekey_core::clock::unix(now),
-        })
+    let built = crate::portal::engine(config, false).await?;
+    let ctx = operator_context(&built.engine, "admin enroll");
+    built
+        .engine
+        .admin_enroll(&ctx, name, email)
         .await
-        .map_err(store_err)?;
-    let operator = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "operator".into());
-    let event = AuditEvent {
-        at_ms: rekey_core::clock::unix_ms(now),
-        support_id: "admin".into(),
-        actor: Actor::Admin(operator),
-        operation: Operation::Enroll,
-        result: "ok".into(),
-        client_ip: None,
-        user_agent: Some("rekey admin enroll".into()),
-        target_guid: Some(account.guid.to_string()),
-        target_sam: Some(account.sam_account_name.clone()),
-        methods: vec!["email".into()],
-        zones: vec![],
-        error_code: None,
-    };
-    store.append_audit(&event).await.map_err(store_err)?;
-    println!("{}: recovery email registered", account.sam_account_name);
+        .map_err(|e| refused(e, &ctx.support_id))?;
+    println!(
+        "{name}: recovery email registered\n  support id {}",
+        ctx.support_id
+    );
     Ok(())
 }
 
@@ -305,13 +298,10 @@ pub async fn enroll(config: &Config, name: &str, email: &str) -> Result<(), CliE
 pub async fn audit_verify(config: &Config) -> Result<(), CliError> {
     use rekey_core::audit::{GENESIS, verify};
     use rekey_core::store::Store;
-    let store = crate::serve::store(config).await?;
+    let store = crate::portal::store(config).await?;
     let mut at = (0, GENESIS);
     loop {
-        let page = store
-            .audit_after(at.0, 10_000)
-            .await
-            .map_err(|e| CliError::Input(std::io::Error::other(e.to_string())))?;
+        let page = store.audit_after(at.0, 10_000).await?;
         if page.is_empty() {
             break;
         }

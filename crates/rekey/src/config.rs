@@ -1,5 +1,9 @@
 //! Configuration: defaults → `rekey.toml` → `REKEY_*` environment (`__` separates levels, e.g.
-//! `REKEY_DIRECTORY__POOL_SIZE=4`). Parsed once into a validated `Config`; errors name the key.
+//! `REKEY_DIRECTORY__POOL_SIZE=4`). Parsed once into a `Config`; errors name the key.
+//!
+//! Parsing checks types and names only (unknown keys and unknown `REKEY_*` variables are errors),
+//! so that `rekey config check` (`crate::check`) can report every section's values at once:
+//! `EngineTunables::validate`, `read_secret_key`, `check::server`.
 
 use std::path::Path;
 
@@ -35,28 +39,51 @@ pub struct Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address to listen on, e.g. `127.0.0.1:8080` (put TLS in front, or a reverse proxy).
+    /// IP address and port to listen on, e.g. `127.0.0.1:8080` (TLS in front: a reverse proxy).
     pub listen: String,
-    /// The portal's public URL, used in mail links (never the request's Host header).
+    /// The portal's public URL (`https://…`), used in mail links (never the request's Host header,
+    /// invariant 16). `http://` only for localhost.
     pub public_base_url: String,
+    /// The organisation's name on the pages and in mail.
     #[serde(default = "default_org")]
     pub organisation: String,
     /// Reverse proxies whose X-Forwarded-For is trusted.
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// File with 64 hex characters (32 bytes): the key that binds one-time codes. The same on
-    /// every replica; never in the database.
+    /// every replica; never in the database. Read it with [`read_secret_key`].
     pub secret_key_file: std::path::PathBuf,
-    #[serde(default = "default_deadline")]
+    /// Every identify answer (`/reset`, `/unlock`) is released this long after the request
+    /// arrived, whatever the account: unknown, out of scope, privileged, unenrolled or normal
+    /// users get the same page at the same time (invariant 9). Must exceed the slowest directory
+    /// look-up plus the code mail, or the slow path shows.
+    #[serde(default = "default_identify_deadline")]
     pub identify_deadline_ms: u64,
+    /// Every code post (`/…/code`) is answered at this fixed delay: a right code, a wrong one and
+    /// a code for a locked flow take equally long (invariant 9).
+    #[serde(default = "default_answer_deadline")]
+    pub answer_deadline_ms: u64,
+    /// `/change` and the enrollment sign-in are answered at this fixed delay: they bind to a DC,
+    /// which takes longer for a real account than for an unknown one, so the answer waits for
+    /// the slower case (invariant 9). Above a DC's usual bind/modify time under load.
+    #[serde(default = "default_password_deadline")]
+    pub password_deadline_ms: u64,
 }
 
 fn default_org() -> String {
     "Rekey".into()
 }
 
-fn default_deadline() -> u64 {
+fn default_identify_deadline() -> u64 {
     400
+}
+
+fn default_answer_deadline() -> u64 {
+    400
+}
+
+fn default_password_deadline() -> u64 {
+    1_500
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,19 +102,55 @@ pub struct ScopeConfig {
     /// While set, only (transitive) members of this group may use self-service.
     #[serde(default)]
     pub pilot_group: Option<String>,
+    /// DN suffixes an account must be under (empty: anywhere).
     #[serde(default)]
     pub allow_ous: Vec<String>,
+    /// DN suffixes whose accounts are excluded.
     #[serde(default)]
     pub deny_ous: Vec<String>,
 }
 
-/// Optional engine tunables; defaults follow DESIGN.md's invariants.
+/// Optional engine tunables; `None` keeps the engine's default
+/// (`rekey_core::engine::EngineConfig::default()`, which follows DESIGN.md's invariants).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineTunables {
+    /// How long a reset/unlock/enrollment flow lives without finishing (default 900).
+    #[serde(default)]
+    pub flow_ttl_secs: Option<i64>,
+    /// How long a one-time code is valid (default 600; at most 600, invariant 2).
+    #[serde(default)]
+    pub code_ttl_secs: Option<i64>,
+    /// Wrong answers per code before it is void (default 5; at most 5, invariant 3).
+    #[serde(default)]
+    pub max_code_attempts: Option<u32>,
+    /// Failed verifications per user per hour before self-service locks (default 5; at most 5).
+    #[serde(default)]
+    pub max_failures_per_hour: Option<u32>,
+    /// How long self-service stays locked for a user after that (default 86400: 24 h).
+    #[serde(default)]
+    pub lock_secs: Option<i64>,
     /// Seconds before a newly enrolled method may be used for a reset (default 86400).
     #[serde(default)]
     pub enroll_cooldown_secs: Option<i64>,
+    /// How recent the enrollment sign-in must be to add a method (default 300).
+    #[serde(default)]
+    pub enroll_signin_ttl_secs: Option<i64>,
+    /// Rekey's own budget of anonymous password attempts (change, enrollment sign-in) per
+    /// account per lockout window, reserved before the DC is asked (default 3, invariant 35).
+    #[serde(default)]
+    pub change_failure_budget: Option<u32>,
+    /// Rekey stops anonymous password attempts while the account's badPwdCount would pass the
+    /// lockout threshold minus this margin (default 2; at least 1): the real user keeps two
+    /// typos before AD locks them out, even right after an attack (invariant 35).
+    #[serde(default)]
+    pub lockout_margin: Option<u32>,
+    /// Change / sign-in attempts per client IP per hour (default 30).
+    #[serde(default)]
+    pub per_ip_attempts_per_hour: Option<u32>,
+    /// Emails per user per hour, codes and notices together (default 10).
+    #[serde(default)]
+    pub emails_per_user_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,6 +168,12 @@ pub enum ConfigError {
     Missing(String),
     #[error("RK-CFG-001: {0}")]
     Invalid(String),
+    /// A value that parsed but cannot work, naming its key (`server.secret_key_file`).
+    #[error("RK-CFG-001: {key}: {why}")]
+    Key { key: &'static str, why: String },
+    /// `REKEY_*` variables that are no config key (one message per variable, `; `-separated).
+    #[error("RK-CFG-004: {0}")]
+    UnknownEnv(String),
 }
 
 impl Config {
@@ -116,11 +185,13 @@ impl Config {
     }
 
     fn from_figment(base: Figment) -> Result<Self, ConfigError> {
-        // Only nested keys (REKEY_SECTION__KEY) and `version` are config; other REKEY_* variables
-        // (REKEY_CONFIG, REKEY_LOG, the dev domain's REKEY_DEV_*) are not.
+        let names = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned());
+        check_environment(names)?;
+        // What is left after the check above is config (or REKEY_CONFIG, REKEY_LOG, the dev
+        // domain's REKEY_DEV_*, the tests' REKEY_TEST_*: not config, filtered out here).
         let env = Env::prefixed("REKEY_")
-            .split("__")
-            .filter(|k| k.as_str().contains('.') || k.as_str() == "version");
+            .filter(|k| !env::not_config(&k.as_str().to_ascii_lowercase()))
+            .split("__");
         let config: Self = base
             .merge(env)
             .extract()
@@ -135,68 +206,515 @@ impl Config {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Every key of `rekey.toml` as a dotted path (`directory.pool_size`), tables included, read
+/// from the config types themselves.
+///
+/// # Errors
+/// Only if a config type cannot be traced (a custom `Deserialize` that needs real input); the
+/// unit tests trace `Config`, so a build that passed them cannot fail here.
+pub fn config_keys() -> Result<Vec<String>, ConfigError> {
+    keys::trace::<Config>().map_err(|e| ConfigError::Invalid(format!("config keys: {e}")))
+}
 
-    /// Parse inside figment's jail: the process environment is shared by parallel tests, and
-    /// the jail serialises them and restores the environment afterwards.
-    #[allow(clippy::result_large_err)] // figment's Jail API
-    fn parse(toml: &str) -> Result<Config, ConfigError> {
-        let mut out = None;
-        figment::Jail::expect_with(|_| {
-            out = Some(parse_here(toml));
-            Ok(())
-        });
-        out.unwrap()
-    }
-
-    fn parse_here(toml: &str) -> Result<Config, ConfigError> {
-        Config::from_figment(Figment::new().merge(Toml::string(toml)))
-    }
-
-    const GOOD: &str = r#"
-        version = 1
-        [directory]
-        urls = ["ldaps://dc1.corp.example.com"]
-        ca_file = "/etc/rekey/ca.pem"
-        bind_dn = "CN=svc-rekey,OU=Service,DC=corp,DC=example,DC=com"
-        bind_password_file = "/etc/rekey/svc.pass"
-    "#;
-
-    #[test]
-    fn good_file_parses_with_defaults() {
-        let c = parse(GOOD).unwrap();
-        assert_eq!(c.directory.pool_size, 2);
-        assert!(c.directory.history_on_reset);
-        assert!(c.tier.protected_groups.is_empty());
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        let typo = GOOD
-            .replace("pool_size", "x")
-            .replace("bind_dn", "bind_dnn");
-        let err = parse(&typo).unwrap_err().to_string();
-        assert!(err.contains("bind_dnn"), "{err}");
-        let wrong_type = format!("{GOOD}\npool_size = \"many\"");
-        let err = parse(&wrong_type).unwrap_err().to_string();
-        assert!(err.contains("pool_size"), "{err}");
-        let err = parse(&GOOD.replace("version = 1", "version = 7"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("version"), "{err}");
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)] // figment's Jail API
-    fn environment_overrides_nested_keys_only() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("REKEY_DIRECTORY__POOL_SIZE", "5");
-            jail.set_env("REKEY_DEV_DIR", "/tmp/ignored");
-            let c = parse_here(GOOD).map_err(|e| e.to_string())?;
-            assert_eq!(c.directory.pool_size, 5);
-            Ok(())
-        });
+/// Refuse `REKEY_*` variables that would be silently ignored: a single `_` where `__` was meant,
+/// a section or key that does not exist. Never prints a value (it may be a password).
+fn check_environment(names: impl Iterator<Item = String>) -> Result<(), ConfigError> {
+    let known = config_keys()?;
+    let problems: Vec<String> = names
+        .filter_map(|name| env::problem(&name, &known))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::UnknownEnv(problems.join("; ")))
     }
 }
+
+/// The key that binds one-time codes: exactly 64 hex digits (32 bytes) in `path`; surrounding
+/// whitespace (a trailing newline) is ignored, nothing else is. Make one with
+/// `openssl rand -hex 32 > /etc/rekey/otp.key`. Errors never echo the file's content.
+///
+/// # Errors
+/// `ConfigError::Key` naming `server.secret_key_file` and the path.
+pub fn read_secret_key(path: &Path) -> Result<[u8; 32], ConfigError> {
+    let bad = |why: String| ConfigError::Key {
+        key: "server.secret_key_file",
+        why: format!("{}: {why}", path.display()),
+    };
+    let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| bad(e.to_string()))?);
+    let digits = raw.trim_ascii();
+    let mut key = [0_u8; 32];
+    if digits.is_empty() {
+        return Err(bad(
+            "the file is empty; it must hold 64 hex digits (32 random bytes), \
+             e.g. from `openssl rand -hex 32`"
+                .into(),
+        ));
+    }
+    if digits.len() != 64 {
+        return Err(bad(format!(
+            "holds {} characters; it must hold exactly 64 hex digits (32 random bytes) and \
+             nothing else, e.g. from `openssl rand -hex 32`",
+            digits.len()
+        )));
+    }
+    // hex's own error names the offending character; a key's characters are not for the log.
+    hex::decode_to_slice(digits, &mut key).map_err(|_| {
+        bad(
+            "holds a character that is not a hex digit (0-9, a-f); it must hold exactly 64 \
+             hex digits and nothing else, e.g. from `openssl rand -hex 32`"
+                .into(),
+        )
+    })?;
+    Ok(key)
+}
+
+impl EngineTunables {
+    /// Set every configured tunable on the engine's config; `None` keeps the engine's default.
+    pub fn apply(&self, c: &mut rekey_core::engine::EngineConfig) {
+        let Self {
+            flow_ttl_secs,
+            code_ttl_secs,
+            max_code_attempts,
+            max_failures_per_hour,
+            lock_secs,
+            enroll_cooldown_secs,
+            enroll_signin_ttl_secs,
+            change_failure_budget,
+            lockout_margin,
+            per_ip_attempts_per_hour,
+            emails_per_user_per_hour,
+        } = *self;
+        set(&mut c.flow_ttl, flow_ttl_secs);
+        set(&mut c.code_ttl, code_ttl_secs);
+        set(&mut c.max_code_attempts, max_code_attempts);
+        set(&mut c.max_failures_per_hour, max_failures_per_hour);
+        set(&mut c.lock_secs, lock_secs);
+        set(&mut c.enroll_cooldown, enroll_cooldown_secs);
+        set(&mut c.enroll_signin_ttl, enroll_signin_ttl_secs);
+        set(&mut c.change_failure_budget, change_failure_budget);
+        set(&mut c.lockout_margin, lockout_margin);
+        set(&mut c.per_ip_attempts_per_hour, per_ip_attempts_per_hour);
+        set(&mut c.emails_per_user_per_hour, emails_per_user_per_hour);
+    }
+
+    /// The bounds DESIGN.md sets (invariants 2, 3, 35) and the ones without which a flow cannot
+    /// finish, checked on the effective values (configured or default).
+    ///
+    /// # Errors
+    /// `ConfigError::Key` naming the first `engine.*` key out of bounds.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut c = rekey_core::engine::EngineConfig::default();
+        self.apply(&mut c);
+        let bad = |key: &'static str, why: &str| {
+            Err(ConfigError::Key {
+                key,
+                why: why.into(),
+            })
+        };
+        if !(1..=600).contains(&c.code_ttl) {
+            return bad(
+                "engine.code_ttl_secs",
+                "must be between 1 and 600: a code is valid 10 minutes at most (invariant 2)",
+            );
+        }
+        if c.flow_ttl < c.code_ttl {
+            return bad(
+                "engine.flow_ttl_secs",
+                "must be at least engine.code_ttl_secs: the flow must outlive its code",
+            );
+        }
+        if !(1..=5).contains(&c.max_code_attempts) {
+            return bad(
+                "engine.max_code_attempts",
+                "must be between 1 and 5 (invariant 3)",
+            );
+        }
+        if !(1..=5).contains(&c.max_failures_per_hour) {
+            return bad(
+                "engine.max_failures_per_hour",
+                "must be between 1 and 5 (invariant 3)",
+            );
+        }
+        if c.lock_secs < 1 {
+            return bad(
+                "engine.lock_secs",
+                "must be positive (the design says 86400)",
+            );
+        }
+        if c.enroll_cooldown < 0 {
+            return bad("engine.enroll_cooldown_secs", "must not be negative");
+        }
+        if c.enroll_signin_ttl < 1 {
+            return bad("engine.enroll_signin_ttl_secs", "must be positive");
+        }
+        if c.change_failure_budget < 1 {
+            return bad(
+                "engine.change_failure_budget",
+                "must be at least 1, or no one could change a password",
+            );
+        }
+        if c.lockout_margin < 1 {
+            return bad(
+                "engine.lockout_margin",
+                "must be at least 1: with 0 the portal's last attempt would lock the account \
+                 (invariant 35)",
+            );
+        }
+        if c.per_ip_attempts_per_hour < 1 {
+            return bad("engine.per_ip_attempts_per_hour", "must be at least 1");
+        }
+        if c.emails_per_user_per_hour < 1 {
+            return bad(
+                "engine.emails_per_user_per_hour",
+                "must be at least 1: codes go out by mail",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
+}
+
+/// `REKEY_*` names: which are config, which are not, and what was probably meant.
+mod env {
+    /// `key` is the lowercased name after `REKEY_`.
+    pub(super) fn not_config(key: &str) -> bool {
+        matches!(key, "config" | "log") || key.starts_with("dev_") || key.starts_with("test_")
+    }
+
+    /// Why `name` looks like a Rekey setting but is none; `None` when it is fine.
+    pub(super) fn problem(name: &str, known: &[String]) -> Option<String> {
+        // As figment reads them: the prefix in any case, the name trimmed.
+        let name = name.trim();
+        let rest = name
+            .get(..6)
+            .filter(|p| p.eq_ignore_ascii_case("REKEY_"))
+            .and_then(|_| name.get(6..))?;
+        let key = rest.to_ascii_lowercase();
+        if not_config(&key) {
+            return None;
+        }
+        let path = key.replace("__", ".");
+        if known.contains(&path) {
+            return None;
+        }
+        let hint = match suggest(&path, known) {
+            Some(k) => format!(
+                "did you mean REKEY_{}? (two underscores between section and key)",
+                k.to_ascii_uppercase().replace('.', "__")
+            ),
+            None => "settings are spelled REKEY_<SECTION>__<KEY>, e.g. \
+                     REKEY_DIRECTORY__POOL_SIZE (see rekey.example.toml)"
+                .to_owned(),
+        };
+        Some(format!(
+            "environment variable {name} is not a Rekey setting: {hint}"
+        ))
+    }
+
+    /// The known key (not a table) closest to `path`, comparing with `.` and `_` alike (so a
+    /// single `_` where `__` was meant is an exact match), within two edits.
+    fn suggest<'a>(path: &str, known: &'a [String]) -> Option<&'a str> {
+        let flat = path.replace('.', "_");
+        let is_table = |k: &String| known.iter().any(|o| o.starts_with(&format!("{k}.")));
+        known
+            .iter()
+            .filter(|k| !is_table(k))
+            .map(|k| (distance(&flat, &k.replace('.', "_")), k))
+            .filter(|(d, _)| *d <= 2)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, k)| k.as_str())
+    }
+
+    /// Levenshtein distance over bytes (names are ASCII).
+    fn distance(a: &str, b: &str) -> usize {
+        let b = b.as_bytes();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.bytes().enumerate() {
+            let mut diagonal = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let next = (diagonal + usize::from(ca != *cb))
+                    .min(row[j] + 1)
+                    .min(row[j + 1] + 1);
+                diagonal = row[j + 1];
+                row[j + 1] = next;
+            }
+        }
+        row[b.len()]
+    }
+}
+
+/// The keys of a config type, traced from its `Deserialize` impl: a deserializer that offers
+/// every field a struct names (so `deny_unknown_fields` and defaults are no obstacle), `Some` for
+/// every `Option`, one element for every list, and zero values for the rest.
+mod keys {
+    use std::cell::RefCell;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
+
+    #[derive(Debug)]
+    pub(super) struct Error(String);
+
+    impl fmt::Display for Error {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Error {}
+
+    impl de::Error for Error {
+        fn custom<T: fmt::Display>(msg: T) -> Self {
+            Self(msg.to_string())
+        }
+    }
+
+    pub(super) fn trace<'de, T: de::Deserialize<'de>>() -> Result<Vec<String>, Error> {
+        let keys = RefCell::new(Vec::new());
+        T::deserialize(Tracer {
+            path: "",
+            keys: &keys,
+        })?;
+        let mut keys = keys.into_inner();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    #[derive(Clone, Copy)]
+    struct Tracer<'a> {
+        path: &'a str,
+        keys: &'a RefCell<Vec<String>>,
+    }
+
+    /// A struct's fields (or a list's one element) in turn.
+    struct Fields<'a> {
+        tracer: Tracer<'a>,
+        fields: &'static [&'static str],
+        next: usize,
+        current: String,
+    }
+
+    impl<'de> de::MapAccess<'de> for Fields<'_> {
+        type Error = Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, Error> {
+            let Some(field) = self.fields.get(self.next) else {
+                return Ok(None);
+            };
+            self.next += 1;
+            self.current = if self.tracer.path.is_empty() {
+                (*field).to_owned()
+            } else {
+                format!("{}.{field}", self.tracer.path)
+            };
+            self.tracer.keys.borrow_mut().push(self.current.clone());
+            seed.deserialize((*field).into_deserializer()).map(Some)
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+            seed.deserialize(Tracer {
+                path: &self.current,
+                keys: self.tracer.keys,
+            })
+        }
+    }
+
+    /// `len` elements, each traced at the list's own path.
+    struct Elements<'a> {
+        tracer: Tracer<'a>,
+        left: usize,
+    }
+
+    impl<'de> de::SeqAccess<'de> for Elements<'_> {
+        type Error = Error;
+
+        fn next_element_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<Option<T::Value>, Error> {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            self.left -= 1;
+            seed.deserialize(self.tracer).map(Some)
+        }
+    }
+
+    /// The first variant of an enum (a unit variant for the config's enums).
+    impl<'de> de::EnumAccess<'de> for Tracer<'_> {
+        type Error = Error;
+        type Variant = Self;
+
+        fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Error> {
+            seed.deserialize(0_u32.into_deserializer())
+                .map(|v| (v, self))
+        }
+    }
+
+    impl<'de> de::VariantAccess<'de> for Tracer<'_> {
+        type Error = Error;
+
+        fn unit_variant(self) -> Result<(), Error> {
+            Ok(())
+        }
+
+        fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
+            seed.deserialize(self)
+        }
+
+        fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_seq(Elements {
+                tracer: self,
+                left: len,
+            })
+        }
+
+        fn struct_variant<V: Visitor<'de>>(
+            self,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            de::Deserializer::deserialize_struct(self, "", fields, visitor)
+        }
+    }
+
+    macro_rules! zero {
+        ($($method:ident => $visit:ident($($value:expr)?)),* $(,)?) => {
+            $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                visitor.$visit($($value)?)
+            })*
+        };
+    }
+
+    impl<'de> de::Deserializer<'de> for Tracer<'_> {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(Error(format!(
+                "{}: a self-describing type cannot be traced; give it a concrete type",
+                self.path
+            )))
+        }
+
+        zero! {
+            deserialize_bool => visit_bool(false),
+            deserialize_i8 => visit_i64(0),
+            deserialize_i16 => visit_i64(0),
+            deserialize_i32 => visit_i64(0),
+            deserialize_i64 => visit_i64(0),
+            deserialize_u8 => visit_u64(0),
+            deserialize_u16 => visit_u64(0),
+            deserialize_u32 => visit_u64(0),
+            deserialize_u64 => visit_u64(0),
+            deserialize_f32 => visit_f64(0.0),
+            deserialize_f64 => visit_f64(0.0),
+            deserialize_char => visit_char('x'),
+            deserialize_str => visit_str(""),
+            deserialize_string => visit_str(""),
+            deserialize_bytes => visit_bytes(&[]),
+            deserialize_byte_buf => visit_bytes(&[]),
+            deserialize_unit => visit_unit(),
+            deserialize_ignored_any => visit_unit(),
+            deserialize_identifier => visit_str(""),
+        }
+
+        fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_some(self)
+        }
+
+        fn deserialize_unit_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_unit()
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_seq(Elements {
+                tracer: self,
+                left: 1,
+            })
+        }
+
+        fn deserialize_tuple<V: Visitor<'de>>(
+            self,
+            len: usize,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_seq(Elements {
+                tracer: self,
+                left: len,
+            })
+        }
+
+        fn deserialize_tuple_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            len: usize,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_seq(Elements {
+                tracer: self,
+                left: len,
+            })
+        }
+
+        fn deserialize_map<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(Error(format!(
+                "{}: a map's keys are not known in advance; use a struct",
+                self.path
+            )))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_map(Fields {
+                tracer: self,
+                fields,
+                next: 0,
+                current: String::new(),
+            })
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            _: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_enum(self)
+        }
+
+        /// Binary form: an `IpAddr` traces as its enum, not by parsing an empty string.
+        fn is_human_readable(&self) -> bool {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

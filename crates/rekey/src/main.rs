@@ -1,9 +1,6 @@
 //! `rekey`: the binary that wires Rekey's adapters together.
 
-mod admin;
-mod config;
-mod secrets;
-mod serve;
+use rekey::{admin, check, config, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,7 +123,15 @@ async fn run(cli: Cli) -> ExitCode {
         }) => admin::reset(&config, &user, unlock, must_change).await,
         Command::Admin(AdminCommand::Unlock { user }) => admin::unlock(&config, &user).await,
         Command::Change { user } => admin::change(&config, &user).await,
-        Command::Config(ConfigCommand::Check) => admin::check(&config).await,
+        Command::Config(ConfigCommand::Check) => {
+            return match check::run(&config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rekey: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            };
+        }
         Command::Serve => serve::serve(&config).await,
         Command::Audit(AuditCommand::Verify) => admin::audit_verify(&config).await,
         Command::Admin(AdminCommand::Enroll { user, email }) => {

@@ -10,22 +10,47 @@ fn dev() -> rekey_e2e::dev::Dev {
     rekey_e2e::dev::dev()
 }
 
-/// A config file for the dev domain, in a per-test temp dir.
+/// A config file for the dev domain, in a per-test temp dir, with its own SQLite store and
+/// server key (every write goes through the engine and is audited). `extra` is appended.
 fn config(name: &str, extra: &str) -> PathBuf {
     let e = dev();
     let urls: Vec<String> = e.urls().iter().map(|u| format!("{u:?}")).collect();
     let dir = std::env::temp_dir().join(format!("rekey-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("rekey.key");
+    std::fs::write(&key, format!("{}\n", "5a".repeat(32))).unwrap();
+    Command::new("chmod").arg("600").arg(&key).status().unwrap();
     let path = dir.join("rekey.toml");
     let toml = format!(
-        "version = 1\n[directory]\nurls = [{}]\nca_file = {:?}\nbind_dn = {:?}\nbind_password_file = {:?}\n{extra}",
+        "version = 1\n[directory]\nurls = [{}]\nca_file = {:?}\nbind_dn = {:?}\nbind_password_file = {:?}\n\
+         [server]\nlisten = \"127.0.0.1:8099\"\npublic_base_url = \"https://sspr.corp.example.com\"\n\
+         secret_key_file = {:?}\n[store]\nurl = \"sqlite://{}\"\n{extra}",
         urls.join(", "),
         e.get("REKEY_DEV_CA_FILE"),
         e.get("REKEY_DEV_SVC_DN"),
         e.get("REKEY_DEV_SVC_PASSWORD_FILE"),
+        key,
+        dir.join("rekey.db").display(),
     );
     std::fs::write(&path, toml).unwrap();
     path
+}
+
+/// The audit records of a config's store, as JSON bodies.
+fn audit(config: &std::path::Path) -> Vec<String> {
+    let db = config.with_file_name("rekey.db");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1]).execute('SELECT body FROM audit ORDER BY seq')]",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn rekey(config: &PathBuf, args: &[&str], stdin: &str) -> Output {
@@ -110,7 +135,7 @@ fn reset_and_change_read_passwords_from_stdin_only() {
     let second = format!("Cli-Change-{}-Bb2", std::process::id());
     let o = rekey(&c, &["change", user], &format!("{first}\n{second}\n"));
     assert!(o.status.success(), "{}", text(&o));
-    // A wrong current password: refused with a stable code and a plain message.
+    // A wrong current password: refused like in the portal (the same budget, invariant 35).
     let o = rekey(
         &c,
         &["change", user],
@@ -118,10 +143,7 @@ fn reset_and_change_read_passwords_from_stdin_only() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let t = text(&o);
-    assert!(
-        t.contains("RK-PWD-006: The current password you entered is not correct."),
-        "{t}"
-    );
+    assert!(t.contains("RK-CHANGE-001"), "{t}");
     assert!(
         !t.contains("00000056"),
         "the DC's raw text is not shown by default: {t}"
@@ -134,10 +156,47 @@ fn reset_and_change_read_passwords_from_stdin_only() {
         "info",
     );
     assert!(text(&o).contains("00000056"), "{}", text(&o));
-    // Too short for the domain policy.
+    // Too short for the domain policy: the engine's pre-check names the rule.
     let o = rekey(&c, &["admin", "reset", user], "Ab1!\n");
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("RK-PWD-001"), "{}", text(&o));
+    assert!(text(&o).contains("RK-PWD-010"), "{}", text(&o));
+    assert!(
+        text(&o).contains("shorter than 7 characters"),
+        "{}",
+        text(&o)
+    );
+    // Every command left one record naming the operator (the OS user) and the outcome.
+    let records = audit(&c);
+    let ops: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            let field = |k: &str| {
+                let at = r.find(&format!("\"{k}\":\"")).unwrap() + k.len() + 4;
+                &r[at..at + r[at..].find('"').unwrap()]
+            };
+            (field("operation"), field("result"))
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("reset", "ok"),
+            ("change", "ok"),
+            ("change", "failed"),
+            ("change", "failed"),
+            ("reset", "failed")
+        ],
+        "{records:#?}"
+    );
+    assert!(
+        records.iter().all(|r| r.contains(r#""actor":{"admin":"#)),
+        "{records:#?}"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| !r.contains(&first) && !r.contains(&second))
+    );
     // Back to the demo password so the demo keeps working.
     let demo = dev().get("REKEY_DEV_DEMO_PASSWORD").to_owned();
     let o = rekey(
@@ -185,12 +244,8 @@ fn config_errors_name_the_key() {
 
 #[test]
 fn audit_verify_detects_an_edit() {
-    let db = std::env::temp_dir().join(format!("rekey-cli-audit-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&db);
-    let c = config(
-        "audit",
-        &format!("[store]\nurl = \"sqlite://{}\"\n", db.display()),
-    );
+    let c = config("audit", "");
+    let db = c.with_file_name("rekey.db");
     for user in ["alice.adams", "bob.baker"] {
         let o = rekey(
             &c,

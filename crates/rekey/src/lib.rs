@@ -1,0 +1,10 @@
+//! Rekey's binary crate as a library: the configuration, the one wiring of engine and portal
+//! (`portal::build_portal`, used by `rekey serve`, the browser tests and the benchmark), and the
+//! operator commands. `main.rs` is only the command line.
+
+pub mod admin;
+pub mod check;
+pub mod config;
+pub mod portal;
+mod secrets;
+pub mod serve;

@@ -1,0 +1,221 @@
+//! The one wiring of Rekey: `rekey serve`, the CLI's write commands, the browser tests and the
+//! benchmark all build the engine and the portal here, from a `Config`, so the tests exercise
+//! what ships.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rekey_core::engine::{Engine, EngineConfig, Parts};
+use rekey_core::notify::{Email, Mailer, NotifyError};
+use rekey_core::scope::ScopeRules;
+use rekey_core::system::{OsRandom, SystemClock};
+use rekey_core::{BoxFuture, LandingZone, Sid};
+use rekey_directory::{ActiveDirectory, SetupError};
+use rekey_store::SqlStore;
+
+use crate::admin::CliError;
+use crate::config::Config;
+
+/// How often the outbox worker looks for due mail besides the kick after each request.
+const OUTBOX_EVERY: Duration = Duration::from_secs(2);
+
+fn missing(key: &'static str, why: &str) -> CliError {
+    CliError::Setup(SetupError::Config {
+        key,
+        why: why.into(),
+    })
+}
+
+/// The engine and the adapters it was built from.
+pub struct Built {
+    pub engine: Engine,
+    pub store: Arc<SqlStore>,
+    pub directory: Arc<ActiveDirectory>,
+}
+
+/// A portal ready to serve.
+pub struct Portal {
+    pub built: Built,
+    pub router: axum::Router,
+    /// `server.listen`, `server.public_base_url`.
+    pub listen: String,
+    pub public_base_url: String,
+}
+
+async fn sids(
+    ad: &ActiveDirectory,
+    key: &'static str,
+    dns: &[String],
+) -> Result<Vec<Sid>, CliError> {
+    let mut out = Vec::new();
+    for dn in dns {
+        out.push(
+            ad.group_sid(dn)
+                .await?
+                .ok_or_else(|| missing(key, &format!("group {dn} not found")))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Open the store named by `[store]` (migrations run here).
+pub async fn store(config: &Config) -> Result<Arc<SqlStore>, CliError> {
+    let url = &config
+        .store
+        .as_ref()
+        .ok_or_else(|| {
+            missing(
+                "store.url",
+                "a database is needed: every write is audited and codes wait in its outbox",
+            )
+        })?
+        .url;
+    let store = SqlStore::connect(url)
+        .await
+        .map_err(|e| missing("store.url", &e.to_string()))?;
+    Ok(Arc::new(store))
+}
+
+/// A mailer for commands run without `[smtp]`: mail stays in the outbox for `rekey serve`.
+struct Deferred;
+
+impl Mailer for Deferred {
+    fn send<'a>(&'a self, _: &'a Email) -> BoxFuture<'a, Result<(), NotifyError>> {
+        Box::pin(std::future::ready(Err(NotifyError::Unavailable(
+            "no [smtp] here: rekey serve's outbox worker sends it".into(),
+        ))))
+    }
+}
+
+/// Build the engine from the config. `background`: send mail after answering (the portal);
+/// without it mail is attempted before returning (the CLI) and otherwise left in the outbox.
+pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError> {
+    let server = config.server.as_ref().ok_or_else(|| {
+        missing(
+            "server",
+            "add a [server] section (listen, public_base_url, secret_key_file)",
+        )
+    })?;
+    config.engine.validate()?;
+    let otp_key = crate::config::read_secret_key(&server.secret_key_file)?;
+    let ad = Arc::new(ActiveDirectory::connect(&config.directory).await?);
+    let store = store(config).await?;
+    let mailer: Arc<dyn Mailer> = match &config.smtp {
+        Some(smtp) => Arc::new(
+            rekey_notify::SmtpMailer::new(smtp).map_err(|e| missing("smtp", &e.to_string()))?,
+        ),
+        None => Arc::new(Deferred),
+    };
+    let extra = sids(&ad, "tier.protected_groups", &config.tier.protected_groups).await?;
+    let protected = ad.protected_groups(
+        extra
+            .into_iter()
+            .zip(config.tier.protected_groups.iter().cloned()),
+    );
+    let scope = ScopeRules {
+        groups: sids(&ad, "scope.groups", &config.scope.groups).await?,
+        pilot: match &config.scope.pilot_group {
+            Some(dn) => sids(&ad, "scope.pilot_group", std::slice::from_ref(dn))
+                .await?
+                .pop(),
+            None => None,
+        },
+        allow_ous: config.scope.allow_ous.clone(),
+        deny_ous: config.scope.deny_ous.clone(),
+        exclude_privileged: true,
+    };
+    let mut engine_config = EngineConfig {
+        public_base_url: server.public_base_url.clone(),
+        organisation: server.organisation.clone(),
+        ..EngineConfig::default()
+    };
+    config.engine.apply(&mut engine_config);
+    let zones: Vec<Arc<dyn LandingZone>> = vec![ad.clone()];
+    let mut engine = Engine::new(Parts {
+        directory: ad.clone(),
+        zones,
+        store: store.clone(),
+        mailer,
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+        scope,
+        protected,
+        config: engine_config,
+        otp_key,
+    });
+    if background {
+        engine = engine.with_background(Arc::new(rekey_web::TokioSpawn));
+    }
+    Ok(Built {
+        engine,
+        store,
+        directory: ad,
+    })
+}
+
+/// Build the portal `rekey serve` runs: the engine (mail after the answer) and the router.
+pub async fn build_portal(config: &Config) -> Result<Portal, CliError> {
+    if config.smtp.is_none() {
+        return Err(missing(
+            "smtp",
+            "add an [smtp] section: codes are sent by mail",
+        ));
+    }
+    let built = engine(config, true).await?;
+    let server = config
+        .server
+        .as_ref()
+        .ok_or_else(|| missing("server", "add a [server] section"))?;
+    let web = rekey_web::WebConfig {
+        organisation: server.organisation.clone(),
+        trusted_proxies: server.trusted_proxies.clone(),
+        identify_deadline: Duration::from_millis(server.identify_deadline_ms),
+        answer_deadline: Duration::from_millis(server.answer_deadline_ms),
+        password_deadline: Duration::from_millis(server.password_deadline_ms),
+        ..rekey_web::WebConfig::default()
+    };
+    let router = rekey_web::router(built.engine.clone(), web);
+    Ok(Portal {
+        built,
+        router,
+        listen: server.listen.clone(),
+        public_base_url: server.public_base_url.clone(),
+    })
+}
+
+/// Deliver the outbox every few seconds for as long as the runtime lives: codes and notices
+/// queued by any replica, retries after a relay outage, and what a restart left behind.
+pub fn spawn_outbox_worker(engine: Engine) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(OUTBOX_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = engine.deliver_outbox().await {
+                tracing::warn!(error = %e, "outbox: delivery round failed; retrying");
+            }
+        }
+    })
+}
+
+impl Portal {
+    /// Serve on `listener` (with client addresses for the audit) until `shutdown` resolves,
+    /// with the outbox worker alongside.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let worker = spawn_outbox_worker(self.built.engine.clone());
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        worker.abort();
+        result
+    }
+}
