@@ -24,12 +24,16 @@ PSO_EXPIRY_DN="CN=PSO-Expiry,$PSC_DN"
 STAFF_USERS=(alice.adams bob.baker carol.chen dave.diaz erin.evans frank.finance grace.green
              heidi.hill ivan.admin judy.jones karl.king lena.lopez mallory.moore nina.nguyen
              oscar.ortiz peggy.patel quinn.quade rita.reyes steve.smith trent.turner
-             dan.disabled lou.locked mike.mustchange eve.expired sam.smartcard)
+             dan.disabled lou.locked mike.mustchange eve.expired sam.smartcard
+             pat.shared kim.shared)
 CONTRACTOR_USERS=(uma.underwood victor.vance wendy.wu)
 ADMINS_OU_USERS=(adam.outside)
 PILOT_USERS=(alice.adams bob.baker carol.chen)
 STRICT_USERS=(frank.finance grace.green)
 DEPARTMENTS=(Finance Sales Engineering Support Marketing HR Operations Legal)
+# Two in-scope staff users with the same mail: finding that address yields two accounts.
+SHARED_MAIL_USERS=(pat.shared kim.shared)
+AMBIGUOUS_MAIL="shared.mailbox@$DNS_DOMAIN"
 
 UF_ACCOUNTDISABLE=2; UF_NORMAL_ACCOUNT=512; UF_DONT_EXPIRE_PASSWD=65536
 UF_SMARTCARD_REQUIRED=262144; UF_LOCKOUT=16; UF_PASSWORD_EXPIRED=8388608
@@ -49,6 +53,14 @@ user_dn() { # SAM — fixture user DN
 }
 
 has_dn() { grep -qxF "${1,,}" <<<"$EXISTING"; }
+
+user_mail() { # SAM — the fixture user's mail (shared by SHARED_MAIL_USERS)
+  if [[ " ${SHARED_MAIL_USERS[*]} " == *" $1 "* ]]; then
+    printf '%s' "$AMBIGUOUS_MAIL"
+  else
+    printf '%s@%s' "$1" "$DNS_DOMAIN"
+  fi
+}
 
 seed_policy() {
   ldif_apply "setting the domain password policy" <<EOF
@@ -126,7 +138,7 @@ userPrincipalName: $sam@$DNS_DOMAIN
 givenName: ${g^}
 sn: ${s^}
 displayName: ${g^} ${s^}
-mail: $sam@$DNS_DOMAIN
+mail: $(user_mail "$sam")
 mobile: +1555010$(printf '%02d' "$i")
 department: $dept
 title: ${dept} staff
@@ -324,6 +336,21 @@ EOF
   fi
   lock_lou
   expire_eve
+  share_mail
+}
+
+# pat.shared and kim.shared: the same mail on both (re-asserted if a test changed it).
+share_mail() {
+  local sam
+  for sam in "${SHARED_MAIL_USERS[@]}"; do
+    [[ $(ldap_get "$(user_dn "$sam")" mail) == "$AMBIGUOUS_MAIL" ]] && continue
+    ldif_apply "setting the shared mail of $sam" <<EOF
+dn: $(user_dn "$sam")
+changetype: modify
+replace: mail
+mail: $AMBIGUOUS_MAIL
+EOF
+  done
 }
 
 # backdate_pwdlastset DN DAYS — pwdLastSet can only be 0 or -1 over LDAP; Samba's private

@@ -153,6 +153,7 @@ fn event(i: usize) -> AuditEvent {
         methods: vec!["email".into()],
         zones: vec![],
         error_code: None,
+        detail: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rekey_core::{LandingZone, Password, ResetOptions};
+use rekey_core::{LandingZone, Password, ResetOptions, WriteGrant};
 use tokio::sync::Barrier;
 
 use crate::World;
@@ -213,7 +213,7 @@ async fn worker(
             Kind::ZoneReset => {
                 LandingZone::reset(
                     world.ad.as_ref(),
-                    account,
+                    &WriteGrant::for_zone_tests(account),
                     &Password::new(new.clone()),
                     ResetOptions::default(),
                 )
@@ -223,7 +223,7 @@ async fn worker(
             Kind::ZoneChange => {
                 LandingZone::change(
                     world.ad.as_ref(),
-                    account,
+                    &WriteGrant::for_zone_tests(account),
                     &Password::new(user.password.clone()),
                     &Password::new(new.clone()),
                 )

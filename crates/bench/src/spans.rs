@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rekey_core::notify::{Email, Mailer};
 use rekey_core::store::{FlowKind, FlowRecord, Store};
-use rekey_core::{Directory, Identifier, LandingZone, Password, ResetOptions};
+use rekey_core::{Directory, Identifier, LandingZone, Password, ResetOptions, WriteGrant};
 use rekey_directory::{ActiveDirectory, AdConfig};
 
 use crate::dc::{self, BenchResult};
@@ -116,10 +116,15 @@ async fn run_on(
                 must_change: false,
             };
             async move {
-                LandingZone::reset(ad.as_ref(), &a, &Password::new(p), opts)
-                    .await
-                    .map(|_| ())
-                    .map_err(|x| format!("{x:?}"))
+                LandingZone::reset(
+                    ad.as_ref(),
+                    &WriteGrant::for_zone_tests(&a),
+                    &Password::new(p),
+                    opts,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|x| format!("{x:?}"))
             }
         })
         .await?,
@@ -229,6 +234,7 @@ async fn run_on(
                 methods: vec!["email".into()],
                 zones: vec![],
                 error_code: None,
+                detail: None,
             };
             async move { s.append_audit(&ev).await.map(|_| ()).map_err(|x| e(&x)) }
         })

@@ -67,6 +67,20 @@ pub struct User {
     pub password: String,
 }
 
+/// An account's lockout state as the DCs hold it, read as Administrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lockout {
+    /// The highest `badPwdCount` of any DC (the attribute is not replicated: each DC counts the
+    /// wrong passwords it saw itself).
+    pub bad_pwd_count: u32,
+    /// `badPwdCount` per DC URL (DCs the account has not replicated to yet are left out).
+    pub per_dc: Vec<(String, u32)>,
+    /// `lockoutTime` on DC1 (0 or absent: not locked).
+    pub lockout_time: i64,
+    /// `msDS-User-Account-Control-Computed` has UF_LOCKOUT (0x10) on DC1.
+    pub locked: bool,
+}
+
 impl Dev {
     pub fn get(&self, key: &str) -> &str {
         self.env
@@ -133,9 +147,14 @@ impl Dev {
 
     /// An LDAPS connection to DC1 bound as Administrator (fixture set-up only).
     pub async fn admin(&self) -> Ldap {
-        let (conn, mut ldap) = LdapConnAsync::with_settings(self.tls(), &self.dc1_url())
+        self.admin_at(&self.dc1_url()).await
+    }
+
+    /// An LDAPS connection to the DC at `url` bound as Administrator.
+    pub async fn admin_at(&self, url: &str) -> Ldap {
+        let (conn, mut ldap) = LdapConnAsync::with_settings(self.tls(), url)
             .await
-            .expect("connect DC1");
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
         ldap3::drive!(conn);
         ldap.simple_bind(self.get("REKEY_DEV_ADMIN_DN"), &self.admin_password())
             .await
@@ -218,6 +237,97 @@ impl Dev {
             .success()
             .expect("create test user");
         User { dn, sam, password }
+    }
+
+    /// A fresh staff user in the SSPR scope (member of Staff-All, nested in SSPR-Users).
+    pub async fn staff_user(&self, tag: &str) -> User {
+        let u = self.user(tag).await;
+        let member = HashSet::from([u.dn.clone().into_bytes()]);
+        self.admin_modify(
+            self.get("REKEY_DEV_STAFF_ALL_GROUP_DN"),
+            vec![Mod::Add(b"member".to_vec(), member)],
+        )
+        .await;
+        u
+    }
+
+    /// The mail two in-scope staff users share (`pat.shared`, `kim.shared`): finding it yields
+    /// two accounts. `REKEY_DEV_AMBIGUOUS_MAIL`, else the fixture's value.
+    #[must_use]
+    pub fn ambiguous_mail(&self) -> String {
+        self.env
+            .get("REKEY_DEV_AMBIGUOUS_MAIL")
+            .cloned()
+            .unwrap_or_else(|| format!("shared.mailbox@{}", self.get("REKEY_DEV_DNS_DOMAIN")))
+    }
+
+    /// One attribute's first value of `dn` (base search as Administrator on `ldap`).
+    async fn attr(ldap: &mut Ldap, dn: &str, name: &str) -> Option<String> {
+        Self::attr_if_there(ldap, dn, name)
+            .await
+            .unwrap_or_else(|| panic!("{dn} not found"))
+    }
+
+    /// [`Dev::attr`], or `None` when `dn` does not exist on that DC (not replicated yet).
+    async fn attr_if_there(ldap: &mut Ldap, dn: &str, name: &str) -> Option<Option<String>> {
+        let res = ldap
+            .search(dn, Scope::Base, "(objectClass=*)", vec![name])
+            .await
+            .unwrap();
+        if res.1.rc == 32 {
+            return None;
+        }
+        let (found, _) = res
+            .success()
+            .unwrap_or_else(|e| panic!("read {name} of {dn}: {e}"));
+        let entry = SearchEntry::construct(found.into_iter().next()?);
+        Some(
+            entry
+                .attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.first().cloned()),
+        )
+    }
+
+    /// The lockout threshold that applies to `dn`: its resultant PSO's, else the domain's.
+    pub async fn lockout_threshold(&self, dn: &str) -> u32 {
+        let mut admin = self.admin().await;
+        let (at, attr) = match Self::attr(&mut admin, dn, "msDS-ResultantPSO").await {
+            Some(pso) => (pso, "msDS-LockoutThreshold"),
+            None => (self.get("REKEY_DEV_BASE_DN").to_owned(), "lockoutThreshold"),
+        };
+        Self::attr(&mut admin, &at, attr)
+            .await
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {attr} on {at}"))
+    }
+
+    /// `badPwdCount` on every DC, `lockoutTime` and the computed lockout bit (invariant 35 checks).
+    pub async fn lockout(&self, dn: &str) -> Lockout {
+        let mut per_dc = Vec::new();
+        for url in self.urls() {
+            let mut admin = self.admin_at(&url).await;
+            // A DC the new account has not reached yet saw no wrong password for it either.
+            if let Some(v) = Self::attr_if_there(&mut admin, dn, "badPwdCount").await {
+                per_dc.push((url, v.and_then(|v| v.parse().ok()).unwrap_or(0)));
+            }
+        }
+        let mut admin = self.admin().await;
+        let lockout_time = Self::attr(&mut admin, dn, "lockoutTime")
+            .await
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let computed: u32 = Self::attr(&mut admin, dn, "msDS-User-Account-Control-Computed")
+            .await
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Lockout {
+            bad_pwd_count: per_dc.iter().map(|(_, n)| *n).max().unwrap_or(0),
+            per_dc,
+            lockout_time,
+            locked: computed & 0x10 != 0,
+        }
     }
 
     /// Modify anything as Administrator (fixture set-up only).

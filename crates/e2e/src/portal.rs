@@ -1,100 +1,106 @@
-//! Rekey's portal in the test's own process (feature `portal`), wired like `rekey serve`: the
-//! engine over the real dev-domain directory, a SQLite store in a temp file, an SMTP mailer and
-//! `rekey_web::router` on `127.0.0.1:0`. Shared by the browser tests and the benchmark.
+//! Rekey's portal in the test's own process (feature `portal`), built by the very code
+//! `rekey serve` runs (`rekey::portal::build_portal`) from a `rekey::config::Config` for the dev
+//! domain: the real DCs, a SQLite store in a temp file, an SMTP mailer, the outbox worker, and
+//! the router on `127.0.0.1:0`. Shared by the browser tests, the attack tests and the benchmark.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use rekey_core::LandingZone;
-use rekey_core::engine::{Engine, EngineConfig, Parts};
-use rekey_core::scope::ScopeRules;
-use rekey_core::system::{OsRandom, SystemClock};
-use rekey_directory::ActiveDirectory;
+use rekey::config::{Config, EngineTunables, ScopeConfig, ServerConfig, StoreConfig, TierConfig};
+use rekey_directory::AdConfig;
 use rekey_notify::SmtpConfig;
 use rekey_store::SqlStore;
 
 use crate::dev::Dev;
 
-/// A running portal. Its SQLite files are removed on drop.
+/// A running portal. Its temp files (SQLite, key) are removed on drop.
 pub struct Portal {
     /// `http://localhost:PORT` (a secure context for `__Host-` cookies).
     pub url: String,
     pub port: u16,
     pub store: Arc<SqlStore>,
-    db: PathBuf,
+    dir: PathBuf,
+    server: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Portal {
     fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.db.display()));
-        }
+        self.server.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-/// Start a portal in scope SSPR-Users (privileged accounts excluded), mailing through `smtp`.
-/// `engine` gives the tunables; its public base URL is set to the portal's own.
+/// The dev domain's configuration as an admin would write it: scope SSPR-Users (privileged
+/// accounts excluded), mail through `smtp`, the shipped defaults for everything else except
+/// `enroll_cooldown_secs = 0` (demo enrollments are usable at once). Its `server.listen` and
+/// `public_base_url` are set by [`start`].
+pub fn dev_config(dev: &Dev, smtp: &SmtpConfig, dir: &std::path::Path) -> Config {
+    let mut directory = AdConfig::new(dev.urls(), dev.get("REKEY_DEV_SVC_DN"));
+    directory.ca_file = Some(dev.get("REKEY_DEV_CA_FILE").into());
+    directory.bind_password_file = Some(dev.get("REKEY_DEV_SVC_PASSWORD_FILE").into());
+    Config {
+        version: rekey::config::VERSION,
+        directory,
+        tier: TierConfig::default(),
+        server: Some(ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            public_base_url: "http://localhost".into(),
+            organisation: "Corp".into(),
+            trusted_proxies: Vec::new(),
+            secret_key_file: dir.join("rekey.key"),
+            identify_deadline_ms: 400,
+            answer_deadline_ms: 400,
+            password_deadline_ms: 1500,
+        }),
+        store: Some(StoreConfig {
+            url: format!("sqlite://{}", dir.join("rekey.db").display()),
+        }),
+        smtp: Some(smtp.clone()),
+        scope: ScopeConfig {
+            groups: vec![dev.get("REKEY_DEV_SSPR_GROUP_DN").to_owned()],
+            ..ScopeConfig::default()
+        },
+        engine: EngineTunables {
+            enroll_cooldown_secs: Some(0),
+            ..EngineTunables::default()
+        },
+    }
+}
+
+/// Build and serve the portal from [`dev_config`] after `tune` adjusted it (deadlines,
+/// budgets): the same `build_portal` and `Portal::serve` as `rekey serve`.
 pub async fn start(
     dev: &Dev,
-    ad: Arc<ActiveDirectory>,
     smtp: &SmtpConfig,
-    engine: EngineConfig,
-    identify_deadline: Duration,
+    tune: impl FnOnce(&mut Config),
 ) -> Result<Portal, String> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let db = std::env::temp_dir().join(format!("rekey-portal-{}-{n}.db", std::process::id()));
-    let _ = std::fs::remove_file(&db);
-    let store = Arc::new(
-        SqlStore::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .map_err(|e| format!("SQLite store: {e}"))?,
-    );
-    let mailer = Arc::new(rekey_notify::SmtpMailer::new(smtp).map_err(|e| e.to_string())?);
-    let sspr = ad
-        .group_sid(dev.get("REKEY_DEV_SSPR_GROUP_DN"))
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("SSPR-Users group not found")?;
+    let dir = std::env::temp_dir().join(format!("rekey-portal-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| e.to_string())?;
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(dir.join("rekey.key"), hex).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let url = format!("http://localhost:{port}");
-    let zones: Vec<Arc<dyn LandingZone>> = vec![ad.clone()];
-    let engine = Engine::new(Parts {
-        directory: ad.clone(),
-        zones,
-        store: store.clone(),
-        mailer,
-        clock: Arc::new(SystemClock),
-        random: Arc::new(OsRandom),
-        scope: ScopeRules {
-            groups: vec![sspr],
-            exclude_privileged: true,
-            ..ScopeRules::default()
-        },
-        protected: ad.protected_groups([]),
-        config: EngineConfig {
-            public_base_url: url.clone(),
-            organisation: "Corp".into(),
-            ..engine
-        },
-        otp_key: [7; 32],
-    })
-    .with_background(Arc::new(rekey_web::TokioSpawn));
-    let web = rekey_web::WebConfig {
-        organisation: "Corp".into(),
-        identify_deadline,
-        ..rekey_web::WebConfig::default()
-    };
-    let app = rekey_web::router(engine, web);
-    tokio::spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, service).await {
+    let mut config = dev_config(dev, smtp, &dir);
+    if let Some(server) = config.server.as_mut() {
+        server.listen = format!("127.0.0.1:{port}");
+        server.public_base_url.clone_from(&url);
+    }
+    tune(&mut config);
+    let portal = rekey::portal::build_portal(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = portal.built.store.clone();
+    let server = tokio::spawn(async move {
+        if let Err(e) = portal.serve(listener, std::future::pending()).await {
             eprintln!("portal stopped: {e}");
         }
     });
@@ -102,6 +108,7 @@ pub async fn start(
         url,
         port,
         store,
-        db,
+        dir,
+        server,
     })
 }

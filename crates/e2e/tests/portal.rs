@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::Mod;
-use rekey_core::engine::EngineConfig;
 use rekey_core::store::{Enrollment, MethodKind, Store};
 use rekey_directory::{ActiveDirectory, AdConfig};
-use rekey_e2e::dev::{Dev, Krb, User, dev};
+use rekey_e2e::dev::{Dev, Krb, dev};
 use rekey_e2e::{Browser, Options};
 use rekey_notify::testing::SmtpSink;
 
@@ -39,17 +38,14 @@ async fn portal_with_deadline(d: &Dev, identify_deadline: Duration) -> Portal {
     cfg.bind_password_file = Some(d.get("REKEY_DEV_SVC_PASSWORD_FILE").into());
     let ad = Arc::new(ActiveDirectory::connect(&cfg).await.unwrap());
     let sink = SmtpSink::start();
-    let engine = EngineConfig {
-        enroll_cooldown: 0,
-        ..EngineConfig::default()
-    };
-    let inner = rekey_e2e::portal::start(
-        d,
-        ad.clone(),
-        &sink.mailer_config(),
-        engine,
-        identify_deadline,
-    )
+    let deadline_ms = u64::try_from(identify_deadline.as_millis()).unwrap();
+    let inner = rekey_e2e::portal::start(d, &sink.mailer_config(), |c| {
+        if let Some(s) = c.server.as_mut() {
+            s.identify_deadline_ms = deadline_ms;
+            s.answer_deadline_ms = deadline_ms;
+            s.password_deadline_ms = deadline_ms.max(300);
+        }
+    })
     .await
     .unwrap();
     Portal {
@@ -60,18 +56,6 @@ async fn portal_with_deadline(d: &Dev, identify_deadline: Duration) -> Portal {
         sink,
         ad,
     }
-}
-
-/// A fresh staff user in the SSPR scope (member of Staff-All, nested in SSPR-Users).
-async fn staff_user(d: &Dev, tag: &str) -> User {
-    let u = d.user(tag).await;
-    let member = HashSet::from([u.dn.clone().into_bytes()]);
-    d.admin_modify(
-        d.get("REKEY_DEV_STAFF_ALL_GROUP_DN"),
-        vec![Mod::Add(b"member".to_vec(), member)],
-    )
-    .await;
-    u
 }
 
 fn code_in(body: &str) -> Option<String> {
@@ -109,7 +93,7 @@ async fn step(b: &Browser, fields: &[(&str, &str)], next: &str, shot: Option<&st
 async fn enroll_then_reset_in_the_browser_and_sign_in_everywhere() {
     let d = dev();
     let p = portal(&d).await;
-    let u = staff_user(&d, "portal").await;
+    let u = d.staff_user("portal").await;
     let address = format!("{}@home.example", u.sam);
     let b = Browser::start().await;
 
@@ -207,7 +191,7 @@ async fn enroll_then_reset_in_the_browser_and_sign_in_everywhere() {
 async fn unlock_and_change_in_the_browser() {
     let d = dev();
     let p = portal(&d).await;
-    let u = staff_user(&d, "unlockchg").await;
+    let u = d.staff_user("unlockchg").await;
     let address = format!("{}@home.example", u.sam);
     let b = Browser::start_with(Options {
         lang: "de-DE",
@@ -299,7 +283,7 @@ async fn unlock_and_change_in_the_browser() {
 async fn anonymous_change_attempts_never_lock_the_account() {
     let d = dev();
     let p = portal(&d).await;
-    let u = staff_user(&d, "nolock").await;
+    let u = d.staff_user("nolock").await;
     let b = Browser::start().await;
     for i in 0..8 {
         b.goto(&format!("{}/change", p.url)).await.unwrap();
@@ -340,7 +324,7 @@ async fn anonymous_change_attempts_never_lock_the_account() {
 async fn too_soon_change_says_when_it_becomes_allowed() {
     let d = dev();
     let p = portal(&d).await;
-    let u = staff_user(&d, "toosoon").await;
+    let u = d.staff_user("toosoon").await;
     let strict = HashSet::from([u.dn.clone().into_bytes()]);
     d.admin_modify(
         d.get("REKEY_DEV_STRICT_GROUP_DN"),
@@ -388,9 +372,9 @@ async fn identify_answers_alike_on_the_real_directory() {
     let d = dev();
     // The production default; the other tests run beside this one and load the machine.
     let p = portal_with_deadline(&d, Duration::from_millis(400)).await;
-    let normal = staff_user(&d, "classnormal").await;
-    let unenrolled = staff_user(&d, "classunenr").await;
-    let locked = staff_user(&d, "classlocked").await;
+    let normal = d.staff_user("classnormal").await;
+    let unenrolled = d.staff_user("classunenr").await;
+    let locked = d.staff_user("classlocked").await;
     for u in [&normal, &locked] {
         let account = p.ad.account_by_dn(&u.dn).await.unwrap().unwrap();
         let e = Enrollment {

@@ -13,7 +13,9 @@
 //! ```
 //!
 //! The sink answers `reject-*@…` recipients with `550 5.1.1` and `tempfail-*@…` with
-//! `451 4.3.0`, so refusal paths are tested against real relay answers. It runs in its own process
+//! `451 4.3.0`, so refusal paths are tested against real relay answers. A whole relay in trouble
+//! ([`Relay`], [`SmtpSink::start_relay`]): slow (every answer to DATA or RCPT late), or failing
+//! every recipient temporarily (`451 4.3.0`) or for good (`554 5.7.1`). It runs in its own process
 //! group, is killed when the `SmtpSink` is dropped, and exits by itself when the test process
 //! dies (it watches its stdin).
 //!
@@ -53,6 +55,37 @@ enum Mode {
     Smtps,
 }
 
+/// How a plaintext sink behaves as a relay. The default accepts every mail (apart from the
+/// `reject-*` / `tempfail-*` recipients) at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Relay {
+    #[default]
+    Healthy,
+    /// Answers each message (the reply to DATA's final dot) only after this delay, then stores it:
+    /// a slow relay. Keep it below the mailer's timeout (5 s with `mailer_config`) to see a late
+    /// success, above it to see a timeout.
+    SlowData(Duration),
+    /// Answers each `RCPT TO` only after this delay (then as a healthy relay would).
+    SlowRcpt(Duration),
+    /// Answers every `RCPT TO` with `451 4.3.0` (failing, temporary): nothing is stored.
+    TempFail,
+    /// Answers every `RCPT TO` with `554 5.7.1` (failing, permanent): nothing is stored.
+    PermFail,
+}
+
+impl Relay {
+    fn args(self) -> Vec<String> {
+        let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());
+        match self {
+            Self::Healthy => vec![],
+            Self::SlowData(d) => vec![format!("--data-delay={}", secs(d))],
+            Self::SlowRcpt(d) => vec![format!("--rcpt-delay={}", secs(d))],
+            Self::TempFail => vec!["--rcpt-answer=temp".into()],
+            Self::PermFail => vec!["--rcpt-answer=perm".into()],
+        }
+    }
+}
+
 /// A running SMTP server on a free loopback port; stopped on drop.
 pub struct SmtpSink {
     child: Child,
@@ -60,6 +93,7 @@ pub struct SmtpSink {
     stdin: Option<ChildStdin>,
     port: u16,
     mode: Mode,
+    relay: Relay,
     dir: PathBuf,
     maildir: PathBuf,
     ca_file: Option<PathBuf>,
@@ -107,20 +141,50 @@ impl SmtpSink {
     /// A plaintext sink on `127.0.0.1` (use `tls = "none"`).
     #[must_use]
     pub fn start() -> Self {
-        Self::spawn(Mode::Plain)
+        Self::spawn(Mode::Plain, Relay::Healthy)
+    }
+
+    /// A plaintext sink that behaves as `relay` (slow or failing; see [`Relay`]).
+    #[must_use]
+    pub fn start_relay(relay: Relay) -> Self {
+        Self::spawn(Mode::Plain, relay)
+    }
+
+    /// A plaintext sink that answers every message only after `delay` (a slow relay).
+    #[must_use]
+    pub fn start_slow(delay: Duration) -> Self {
+        Self::start_relay(Relay::SlowData(delay))
+    }
+
+    /// A plaintext sink that answers every recipient with `451 4.3.0` (failing, temporary).
+    #[must_use]
+    pub fn start_tempfail() -> Self {
+        Self::start_relay(Relay::TempFail)
+    }
+
+    /// A plaintext sink that answers every recipient with `554 5.7.1` (failing, permanent).
+    #[must_use]
+    pub fn start_permfail() -> Self {
+        Self::start_relay(Relay::PermFail)
     }
 
     /// A sink that requires `STARTTLS`, with a certificate for `localhost` and `127.0.0.1` from a
     /// fresh CA ([`SmtpSink::ca_file`]).
     #[must_use]
     pub fn start_starttls() -> Self {
-        Self::spawn(Mode::Starttls)
+        Self::spawn(Mode::Starttls, Relay::Healthy)
     }
 
     /// A sink speaking TLS from the first byte (SMTPS), certificate as for `start_starttls`.
     #[must_use]
     pub fn start_smtps() -> Self {
-        Self::spawn(Mode::Smtps)
+        Self::spawn(Mode::Smtps, Relay::Healthy)
+    }
+
+    /// How it behaves as a relay.
+    #[must_use]
+    pub fn relay(&self) -> Relay {
+        self.relay
     }
 
     /// The port it listens on (on `127.0.0.1`).
@@ -246,14 +310,14 @@ impl SmtpSink {
         );
     }
 
-    fn spawn(mode: Mode) -> Self {
+    fn spawn(mode: Mode, relay: Relay) -> Self {
         let python = python();
         let dir = temp_dir();
         let maildir = dir.join("maildir");
         let script = dir.join("sink.py");
         std::fs::write(&script, SINK_PY).unwrap();
         let mut command = Command::new(&python);
-        command.arg(&script).arg(&maildir);
+        command.arg(&script).args(relay.args()).arg(&maildir);
         let ca_file = match mode {
             Mode::Plain => {
                 command.arg("plain");
@@ -305,6 +369,7 @@ impl SmtpSink {
             stdin,
             port,
             mode,
+            relay,
             dir,
             maildir,
             ca_file,
@@ -332,6 +397,7 @@ impl std::fmt::Debug for SmtpSink {
         f.debug_struct("SmtpSink")
             .field("port", &self.port)
             .field("mode", &self.mode)
+            .field("relay", &self.relay)
             .field("maildir", &self.maildir)
             .finish_non_exhaustive()
     }

@@ -2,6 +2,7 @@
 //! stores is read back from its Maildir.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
 
+mod relay;
 mod tls;
 
 use std::time::{Duration, Instant};
