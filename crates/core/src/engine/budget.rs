@@ -1,26 +1,32 @@
 //! Rekey's own budget of anonymous password attempts per account (invariant 35).
 //!
 //! A wrong password at the DC raises the account's badPwdCount, so an anonymous caller could
-//! lock accounts through the portal. A unit is reserved atomically in the store BEFORE any DC
-//! attempt (30 parallel requests cannot all see "budget left"), and given back only when the DC
-//! accepted the password; a wrong password, a lost answer (it may have reached the DC) and an
-//! unreachable DC all keep it spent.
+//! lock accounts through the portal. Two things are taken atomically in the store BEFORE any DC
+//! attempt (30 parallel requests cannot all see "budget left"):
+//! - an in-flight lease: one attempt per account at a time, so each attempt sees the DC's
+//!   badPwdCount after the previous one finished (concurrent wrong binds are also where a DC's
+//!   own bookkeeping is weakest);
+//! - a unit of the account's budget, given back only when the DC accepted the password; a wrong
+//!   password, a lost answer and an unreachable DC all keep it spent.
 
 use super::{Engine, EngineResult};
 use crate::account::Account;
 
-/// A reserved attempt.
+/// How long an in-flight lease holds if its holder dies mid-attempt (seconds).
+const IN_FLIGHT_SECS: i64 = 60;
+
+/// A reserved attempt: the budget unit and the in-flight lease.
 pub(crate) struct Reservation {
     key: String,
     id: i64,
+    lease_key: String,
+    lease: i64,
 }
 
 impl Engine {
-    fn attempt_key(account: &Account) -> String {
-        format!("pw-attempt:{}", account.guid)
-    }
-
-    /// Reserve one attempt against `account`, or `None` when Rekey must not ask the DC now.
+    /// Reserve one attempt against `account`, or `None` when Rekey must not ask the DC now (an
+    /// attempt for this account is in flight, or the budget is spent). On `Some`, the returned
+    /// account is re-read under the lease (its badPwdCount is current).
     ///
     /// The limit keeps the account's badPwdCount at or below `threshold − lockout_margin`:
     /// failures the DC counted that are not ours (the user's own typos) lower it. With no
@@ -28,14 +34,45 @@ impl Engine {
     pub(crate) async fn reserve_password_attempt(
         &self,
         account: &Account,
-    ) -> EngineResult<Option<Reservation>> {
+    ) -> EngineResult<Option<(Account, Reservation)>> {
+        let now = self.now();
+        let lease_key = format!("pw-inflight:{}", account.guid);
+        let store = &self.inner.store;
+        let Some(lease) = store.reserve(&lease_key, now, IN_FLIGHT_SECS, 1).await? else {
+            return Ok(None);
+        };
+        let unit = self.reserve_unit(account, now).await;
+        match unit {
+            Ok(Some((fresh, key, id))) => Ok(Some((
+                fresh,
+                Reservation {
+                    key,
+                    id,
+                    lease_key,
+                    lease,
+                },
+            ))),
+            other => {
+                let _ = store.release(&lease_key, lease).await;
+                other.map(|_| None)
+            }
+        }
+    }
+
+    async fn reserve_unit(
+        &self,
+        account: &Account,
+        now: i64,
+    ) -> EngineResult<Option<(Account, String, i64)>> {
+        let Some(account) = self.inner.directory.by_guid(&account.guid).await? else {
+            return Ok(None);
+        };
         let cfg = &self.inner.config;
-        let policy = self.inner.directory.effective_policy(account).await?;
+        let policy = self.inner.directory.effective_policy(&account).await?;
         let window = i64::try_from(policy.lockout_window.as_secs())
             .unwrap_or(1800)
             .max(1800);
-        let key = Self::attempt_key(account);
-        let now = self.now();
+        let key = format!("pw-attempt:{}", account.guid);
         let mut limit = cfg.change_failure_budget;
         if policy.lockout_threshold > 0 {
             let ours = self.inner.store.hits(&key, now, window).await?;
@@ -44,16 +81,16 @@ impl Engine {
             limit = limit.min(cap.saturating_sub(theirs));
         }
         let id = self.inner.store.reserve(&key, now, window, limit).await?;
-        Ok(id.map(|id| Reservation { key, id }))
+        Ok(id.map(|id| (account, key, id)))
     }
 
-    /// The DC accepted the password: the attempt cost the account nothing.
-    pub(crate) async fn release(&self, reservation: Reservation) {
-        // Best effort: a unit that stays spent only makes Rekey stricter.
-        let _ = self
-            .inner
-            .store
-            .release(&reservation.key, reservation.id)
-            .await;
+    /// The attempt is over. `harmless`: the DC accepted the password, so the unit goes back;
+    /// otherwise it stays spent. The in-flight lease ends either way (best effort: a lease that
+    /// stays only makes Rekey stricter, for a minute).
+    pub(crate) async fn settle(&self, r: Reservation, harmless: bool) {
+        if harmless {
+            let _ = self.inner.store.release(&r.key, r.id).await;
+        }
+        let _ = self.inner.store.release(&r.lease_key, r.lease).await;
     }
 }

@@ -73,7 +73,13 @@ impl Engine {
             return Err(refused);
         }
         match self.reserve_password_attempt(&account).await? {
-            Some(reservation) => Ok((account, reservation)),
+            // Locked meanwhile (read again under the lease): no DC attempt, nothing spent.
+            Some((fresh, reservation)) if fresh.state.locked => {
+                self.settle(reservation, true).await;
+                trail.note("locked_or_blank");
+                Err(refused)
+            }
+            Some(reserved) => Ok(reserved),
             None => {
                 trail.note("budget");
                 Err(refused)
@@ -93,6 +99,11 @@ impl Engine {
             trail.note("blank_new_password");
             return Err(EngineError::ChangeRefused);
         }
+        // Before the account is even looked up, so the answer is the same for every account
+        // (the user's own names are AD's complexity rule's business here).
+        if !self.banned_ok(new, &[]) {
+            return Err(EngineError::Banned);
+        }
         let (account, reservation) = self
             .password_attempt(ctx, trail, who, old, EngineError::ChangeRefused)
             .await?;
@@ -101,11 +112,12 @@ impl Engine {
             let r = zone.change(&grant, old, new).await;
             trail.zone(zone_result(zone.id(), &r));
             if let Err(e) = r {
-                return self.change_failed(trail, &account, reservation, e).await;
+                self.settle(reservation, password_was_right(&e)).await;
+                return self.change_failed(trail, &account, e).await;
             }
             trail.landed();
         }
-        self.release(reservation).await;
+        self.settle(reservation, true).await;
         let _ = self.inner.store.delete_user_flows(&account.guid).await;
         self.notify_done(&account, Operation::Change).await;
         Ok(ChangeOutcome {
@@ -117,12 +129,8 @@ impl Engine {
         &self,
         trail: &mut Trail,
         account: &Account,
-        reservation: Reservation,
         e: LandingError,
     ) -> EngineResult<ChangeOutcome> {
-        if password_was_right(&e) {
-            self.release(reservation).await;
-        }
         match e.rejection() {
             // Wrong, or locked by someone else's attempts: the same answer as any failure.
             Some(Rejection::WrongOldPassword | Rejection::AccountLocked) => {

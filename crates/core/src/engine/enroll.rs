@@ -65,15 +65,11 @@ impl Engine {
         let (account, reservation) = self
             .password_attempt(ctx, trail, who, password, EngineError::SignInFailed)
             .await?;
-        if !self
-            .inner
-            .directory
-            .authenticate(&account, password)
-            .await?
-        {
+        let verdict = self.inner.directory.authenticate(&account, password).await;
+        self.settle(reservation, matches!(verdict, Ok(true))).await;
+        if !verdict? {
             return Err(EngineError::SignInFailed);
         }
-        self.release(reservation).await;
         trail.note("signed_in");
         self.new_flow(
             FlowKind::Enroll,
