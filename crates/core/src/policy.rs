@@ -49,6 +49,9 @@ pub enum Violation {
     ContainsName,
     /// AD refuses more than 256 characters.
     TooLong,
+    /// Contains a banned word, phrase or pattern (or the user's or organisation's name) that
+    /// makes it easy to guess (`banned::BannedList`, all zones).
+    Banned,
 }
 
 impl PasswordPolicy {

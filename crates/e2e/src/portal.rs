@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rekey::config::{Config, EngineTunables, ScopeConfig, ServerConfig, StoreConfig, TierConfig};
+use rekey::config::{
+    Config, EngineTunables, PasswordsConfig, ScopeConfig, ServerConfig, StoreConfig, TierConfig,
+};
 use rekey_directory::AdConfig;
 use rekey_notify::SmtpConfig;
 use rekey_store::SqlStore;
@@ -65,6 +67,7 @@ pub fn dev_config(dev: &Dev, smtp: &SmtpConfig, dir: &std::path::Path) -> Config
             enroll_cooldown_secs: Some(0),
             ..EngineTunables::default()
         },
+        passwords: PasswordsConfig::default(),
     }
 }
 

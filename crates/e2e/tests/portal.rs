@@ -156,6 +156,25 @@ async fn enroll_then_reset_in_the_browser_and_sign_in_everywhere() {
             .contains("At least 7 characters")
     );
     b.screenshot("portal-07-reset-policy-error").await.unwrap();
+    // Long and complex enough for AD, but a sprayed word with substitutions and a year: refused
+    // by the banned-password check before any zone is written.
+    step(
+        &b,
+        &[
+            ("#new_password", "P@ssw0rd2026!"),
+            ("#confirm_password", "P@ssw0rd2026!"),
+        ],
+        "#new_password-error",
+        None,
+    )
+    .await;
+    assert!(
+        b.text("#new_password-error")
+            .await
+            .unwrap()
+            .contains("Too easy to guess")
+    );
+    assert_eq!(d.bind(&u.dn, &u.password).await.0, 0, "nothing was written");
     let new = format!("Browser-Reset-{}-Ok", std::process::id());
     step(
         &b,

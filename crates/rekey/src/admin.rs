@@ -126,6 +126,7 @@ fn violation(v: &rekey_core::Violation, min: u32) -> String {
         ),
         V::ContainsName => "contains the account name or part of the display name".into(),
         V::TooLong => "longer than 256 characters".into(),
+        V::Banned => "too easy to guess (a banned word, a name or a common pattern)".into(),
     }
 }
 

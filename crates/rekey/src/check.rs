@@ -233,8 +233,23 @@ pub async fn check(config: &Config) -> Report {
         Ok(()) => engine.info("tunables within the design's bounds"),
         Err(e) => engine.error(e.to_string()),
     }
+    let mut passwords = Section::new("passwords");
+    match config.passwords.banned_list() {
+        Ok(list) => passwords.info(format!(
+            "{} banned terms ({})",
+            list.len(),
+            if config.passwords.global_banned_list {
+                "Rekey's list and yours"
+            } else {
+                "yours only: Rekey's list is off"
+            }
+        )),
+        Err(e) => passwords.error(e.to_string()),
+    }
     Report {
-        sections: vec![version, directory, tier, server, store, smtp, scope, engine],
+        sections: vec![
+            version, directory, tier, server, store, smtp, scope, engine, passwords,
+        ],
     }
 }
 

@@ -144,6 +144,7 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
         protected,
         config: engine_config,
         otp_key,
+        banned: config.passwords.banned_list()?,
     });
     if background {
         engine = engine.with_background(Arc::new(rekey_web::TokioSpawn));

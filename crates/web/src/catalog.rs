@@ -89,6 +89,12 @@ pub static MESSAGES: &[Msg] = &[
         de: "Das aktuelle Passwort, das Sie eingegeben haben, ist nicht richtig.",
     },
     Msg {
+        code: "RK-PWD-007",
+        de: "Das neue Passwort enthält ein Wort, einen Namen oder ein Muster, das es leicht \
+             erratbar macht. Wählen Sie eines, das schwerer zu erraten ist, zum Beispiel einige \
+             Wörter, die nichts miteinander zu tun haben.",
+    },
+    Msg {
         code: "RK-PWD-010",
         de: "Das neue Passwort entspricht nicht der Passwortrichtlinie Ihrer Organisation.",
     },
@@ -269,6 +275,7 @@ mod tests {
             BadAddress,
             Policy { violations: vec![], policy: Box::new(policy) },
             TooSoon { allowed_at: None },
+            Banned,
             Landing(LandingError::Unavailable { diagnostic: diag() }),
             Directory(DirectoryError::Ambiguous),
             Store(StoreError::Unavailable("down".into())),

@@ -262,13 +262,13 @@ async fn reset_through_the_pages_with_rotating_flow_cookie() {
         &app,
         post(
             "/reset/password",
-            &format!("csrf={CSRF}&new_password=Abc-12345x&confirm_password=Abc-12345y"),
+            &format!("csrf={CSRF}&new_password=Plum-Tree-4711x&confirm_password=Plum-Tree-4711y"),
             &cookies,
         ),
     )
     .await;
     assert!(page.contains("not the same"));
-    let body = format!("csrf={CSRF}&new_password=Abc-12345x&confirm_password=Abc-12345x");
+    let body = format!("csrf={CSRF}&new_password=Plum-Tree-4711x&confirm_password=Plum-Tree-4711x");
     let (res, page) = send(&app, post("/reset/password", &body, &cookies)).await;
     assert!(
         page.contains("data-state=\"ok\"") && page.contains("landed"),

@@ -88,18 +88,18 @@ async fn german_reset_pages_have_no_english() {
         &app,
         post(
             "/reset/password",
-            &format!("csrf={CSRF}&new_password=Abc-12345x&confirm_password=Abc-12345y"),
+            &format!("csrf={CSRF}&new_password=Plum-Tree-4711x&confirm_password=Plum-Tree-4711y"),
             &cookies,
         ),
     )
     .await;
     assert_german("mismatch", &page);
     *w.zone.refuse.lock().unwrap() = Some(rekey_core::Rejection::History);
-    let (_, page) = send(&app, set("Abc-12345x")).await;
+    let (_, page) = send(&app, set("Plum-Tree-4711x")).await;
     assert_german("refused by the zone", &page);
     assert!(page.contains("schon einmal verwendet"), "{page}");
     *w.zone.refuse.lock().unwrap() = None;
-    let (_, page) = send(&app, set("Abc-12345x")).await;
+    let (_, page) = send(&app, set("Plum-Tree-4711x")).await;
     assert_german("done", &page);
     assert!(
         page.contains("data-state=\"ok\"") && page.contains("<td>erledigt</td>"),
@@ -168,7 +168,7 @@ async fn german_error_pages_and_refusals() {
         post(
             "/change",
             &format!(
-                "csrf={CSRF}&username=normal&current_password=wrong&new_password=Abc-12345x&confirm_password=Abc-12345x"
+                "csrf={CSRF}&username=normal&current_password=wrong&new_password=Plum-Tree-4711x&confirm_password=Plum-Tree-4711x"
             ),
             &base,
         ),

@@ -5,7 +5,7 @@
 
 use super::reset::{Landing, ResetOutcome};
 use super::trail::Trail;
-use super::{Engine, EngineError, EngineResult, RequestContext, precheck};
+use super::{Engine, EngineError, EngineResult, RequestContext};
 use crate::account::Account;
 use crate::audit::Operation;
 use crate::landing::ResetOptions;
@@ -68,7 +68,7 @@ impl Engine {
         let account = self.operator_target(trail, who).await?;
         if let Some(new) = new {
             let policy = self.inner.directory.effective_policy(&account).await?;
-            precheck(&policy, &account, new)?;
+            self.precheck(&policy, &account, new)?;
         }
         let Landing { reports, error } = self.land(trail, &account, new, options).await;
         if reports.len() == 1

@@ -8,10 +8,12 @@ use serde_json::Value;
 
 use super::tests::{ctx, verified};
 use super::*;
+use crate::account::Guid;
 use crate::fakes::*;
 use crate::landing::{Diagnostic, Rejection, ResetOptions};
 use crate::secret::Password;
 use crate::store::FlowKind;
+use crate::store::Store;
 
 /// Run `f` and return the ONE audit record it wrote.
 fn one_record<T>(w: &World, f: impl FnOnce() -> T) -> (T, Value) {
@@ -422,7 +424,10 @@ fn anonymous_attempts_stop_with_a_margin_and_lost_answers_count() {
     // A right password gives its unit back: the owner is never locked out of Rekey by use.
     let w = world(5);
     for i in 0..6 {
-        let (old, next) = (format!("Pass-Word-{i}x"), format!("Pass-Word-{}x", i + 1));
+        let (old, next) = (
+            format!("Tr4vel-{i}-to-Oslo"),
+            format!("Tr4vel-{}-to-Oslo", i + 1),
+        );
         w.dir
             .passwords
             .lock()
@@ -436,4 +441,90 @@ fn anonymous_attempts_stop_with_a_margin_and_lost_answers_count() {
         let _ = run(w.engine.enroll_sign_in(&ctx(), "normal", &pw("Guess-1")));
     }
     assert_eq!(w.dir.set("normal", |a| a.state.bad_pwd_count), 3);
+}
+
+#[test]
+fn banned_passwords_are_refused_before_any_zone_is_written() {
+    let w = world(5);
+    // Reset: after the gate, with the user's names and the organisation's (Rekey) counted.
+    let flow = verified(&w, FlowKind::Reset);
+    for banned in ["P@ssw0rd2026!", "Welcome123!", "Rekey!Rekey"] {
+        let r = run(w.engine.complete_reset(&ctx(), &flow, &pw(banned)));
+        match r {
+            Err(EngineError::Policy { violations, .. }) => {
+                assert_eq!(violations, [crate::policy::Violation::Banned], "{banned}");
+            }
+            other => panic!("{banned}: {other:?}"),
+        }
+    }
+    // Change: refused before the account is even looked up, so an unknown name and a real one
+    // get the same answer, and the DC never sees the attempt.
+    for who in ["normal", "nobody"] {
+        let (r, v) = one_record(&w, || {
+            run(w
+                .engine
+                .change(&ctx(), who, &pw("Old-Password-1"), &pw("Qwerty123!")))
+        });
+        assert!(matches!(r, Err(EngineError::Banned)), "{who}: {r:?}");
+        says(&v, "change", "failed", Some("RK-PWD-007"), None);
+    }
+    let op = RequestContext {
+        actor: crate::audit::Actor::Admin("ops".into()),
+        ..ctx()
+    };
+    let r = run(w
+        .engine
+        .admin_reset(&op, "normal", &pw("Summer2025!"), ResetOptions::default()));
+    assert!(matches!(r, Err(EngineError::Policy { .. })), "{r:?}");
+    assert!(
+        w.zone.writes.lock().unwrap().is_empty(),
+        "no zone was written"
+    );
+    // A passphrase passes.
+    let out = run(w
+        .engine
+        .complete_reset(&ctx(), &flow, &pw("Tr4vel-to-Oslo-in-May")))
+    .unwrap();
+    assert!(out.landed_everywhere());
+}
+
+#[test]
+fn one_attempt_per_account_is_in_flight_at_a_time() {
+    let w = world(5);
+    let new = pw("New-Password-2x");
+    // Another replica holds the account's in-flight lease: no second DC attempt meanwhile.
+    let guid = Guid([1; 16]);
+    let held = w.store.with(|m| m.rate_events.len());
+    let lease = run(w.faults.reserve(&format!("pw-inflight:{guid}"), T0, 60, 1)).unwrap();
+    assert!(lease.is_some());
+    let (r, v) = one_record(&w, || {
+        run(w.engine.change(&ctx(), "normal", &pw("Guess-1"), &new))
+    });
+    assert!(matches!(r, Err(EngineError::ChangeRefused)));
+    says(
+        &v,
+        "change",
+        "failed",
+        Some("RK-CHANGE-001"),
+        Some("budget"),
+    );
+    assert!(
+        w.zone.writes.lock().unwrap().is_empty(),
+        "the DC was not asked"
+    );
+    // Released (or expired after a minute): attempts go on, and each ends its own lease.
+    run(w
+        .faults
+        .release(&format!("pw-inflight:{guid}"), lease.unwrap()))
+    .unwrap();
+    let _ = run(w.engine.change(&ctx(), "normal", &pw("Guess-1"), &new));
+    let _ = run(w.engine.change(&ctx(), "normal", &pw("Guess-2"), &new));
+    assert_eq!(w.zone.writes.lock().unwrap().len(), 2);
+    let leases = w.store.with(|m| {
+        m.rate_events
+            .iter()
+            .filter(|e| e.key.starts_with("pw-inflight:"))
+            .count()
+    });
+    assert_eq!(leases, 0, "no lease left behind ({held} events before)");
 }

@@ -127,6 +127,9 @@ pub enum EngineError {
         violations: Vec<Violation>,
         policy: Box<PasswordPolicy>,
     },
+    /// The new password contains a banned word or pattern (checked before any zone is asked).
+    #[error("RK-PWD-007: the new password is too easy to guess")]
+    Banned,
     /// Minimum password age: the change becomes possible at `allowed_at` (Unix seconds).
     #[error("RK-PWD-004: changed too recently")]
     TooSoon { allowed_at: Option<i64> },
@@ -158,6 +161,7 @@ impl UserFacing for EngineError {
             Self::SignInFailed => "RK-ENROLL-001",
             Self::BadAddress => "RK-ENROLL-002",
             Self::Policy { .. } => "RK-PWD-010",
+            Self::Banned => "RK-PWD-007",
             Self::TooSoon { .. } => "RK-PWD-004",
             Self::Landing(e) => e.code(),
             Self::Directory(e) => e.code(),
@@ -185,6 +189,10 @@ impl UserFacing for EngineError {
             Self::BadAddress => "That does not look like an email address.",
             Self::Policy { .. } => {
                 "The new password does not meet your organisation's password policy."
+            }
+            Self::Banned => {
+                "The new password contains a word, name or pattern that makes it easy to guess. \
+                 Choose one that is harder for people to guess, for example a few unrelated words."
             }
             Self::TooSoon { .. } => crate::landing::Rejection::MinAge.message(),
             Self::Landing(e) => e.message(),
@@ -224,6 +232,8 @@ pub struct Parts {
     pub config: EngineConfig,
     /// HMAC key for one-time code hashes (the same on every replica).
     pub otp_key: [u8; 32],
+    /// Banned passwords (shipped list + the admin's terms), checked before any zone is written.
+    pub banned: crate::banned::BannedList,
 }
 
 impl Engine {
@@ -280,6 +290,45 @@ impl Engine {
         }
     }
 
+    /// The reset-time policy check: AD's effective policy as far as it can be seen locally, then
+    /// the banned-password evaluation with the user's names and the organisation's. Precise
+    /// reasons for people; the zone remains the judge of what we cannot see (history, age).
+    fn precheck(
+        &self,
+        policy: &PasswordPolicy,
+        account: &Account,
+        new: &crate::secret::Password,
+    ) -> EngineResult<()> {
+        let mut violations = policy.precheck(
+            new,
+            &account.sam_account_name,
+            account.display_name.as_deref(),
+        );
+        let mut names: Vec<&str> = vec![account.sam_account_name.as_str()];
+        names.extend(account.display_name.as_deref());
+        if violations.is_empty() && !self.banned_ok(new, &names) {
+            violations.push(Violation::Banned);
+        }
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Policy {
+                violations,
+                policy: Box::new(policy.clone()),
+            })
+        }
+    }
+
+    /// The banned-password verdict with these names of the user (none where naming the user
+    /// would reveal the account, as in an anonymous change) and the organisation's name.
+    fn banned_ok(&self, new: &crate::secret::Password, names: &[&str]) -> bool {
+        let ctx = crate::banned::Context {
+            names: names.to_vec(),
+            organisation: Some(self.inner.config.organisation.as_str()),
+        };
+        self.inner.banned.evaluate(new.expose(), &ctx).accepted
+    }
+
     /// Per-IP budget for attempts that touch the directory with a password (invariant 35).
     async fn ip_budget(&self, ctx: &RequestContext, what: &str) -> EngineResult<()> {
         let ip = ctx.client_ip.as_deref().unwrap_or("unknown");
@@ -307,27 +356,5 @@ fn zone_result(zone: ZoneId, outcome: &Result<crate::landing::Landed, LandingErr
         zone: zone.to_string(),
         outcome: outcome.into(),
         code,
-    }
-}
-
-/// The reset/change-time policy check: local rules first, so people get precise reasons; the
-/// zone remains the judge for what we cannot see (history, age).
-fn precheck(
-    policy: &PasswordPolicy,
-    account: &Account,
-    new: &crate::secret::Password,
-) -> EngineResult<()> {
-    let violations = policy.precheck(
-        new,
-        &account.sam_account_name,
-        account.display_name.as_deref(),
-    );
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(EngineError::Policy {
-            violations,
-            policy: Box::new(policy.clone()),
-        })
     }
 }

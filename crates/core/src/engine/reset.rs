@@ -2,7 +2,7 @@
 
 use super::state::{FlowId, Loaded, Step};
 use super::trail::Trail;
-use super::{Engine, EngineError, EngineResult, RequestContext, precheck, zone_result};
+use super::{Engine, EngineError, EngineResult, RequestContext, zone_result};
 use crate::account::Account;
 use crate::audit::Operation;
 use crate::error::UserFacing;
@@ -297,7 +297,7 @@ impl Engine {
         trail.target(&account);
         if let Some(new) = new {
             let policy = self.inner.directory.effective_policy(&account).await?;
-            precheck(&policy, &account, new)?;
+            self.precheck(&policy, &account, new)?;
         }
         // Claim the flow: a second submit (double click, replay) finds `Landing` and stops.
         self.advance(&loaded, &Step::Landing).await?;

@@ -304,7 +304,7 @@ fn change_lands_and_notifies() {
 #[test]
 fn per_ip_budget() {
     let w = world(0);
-    let p = Password::from("x");
+    let p = Password::from("Tr4vel-to-Oslo-in-May");
     for _ in 0..30 {
         let _ = run(w.engine.change(&ctx(), "nobody", &p, &p));
     }

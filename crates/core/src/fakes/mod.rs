@@ -342,6 +342,7 @@ pub fn world(threshold: u32) -> World {
         protected: crate::tier::ProtectedGroups::new(&domain, []),
         config: EngineConfig::default(),
         otp_key: [9; 32],
+        banned: crate::banned::BannedList::global(),
     });
     World {
         engine,

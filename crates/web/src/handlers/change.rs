@@ -109,7 +109,7 @@ pub async fn change_post(
                 &change_form(&ctx, Some(msg), &f.username, None),
             )
         }
-        Err(e @ (EngineError::ChangeRefused | EngineError::Landing(_))) => {
+        Err(e @ (EngineError::ChangeRefused | EngineError::Banned | EngineError::Landing(_))) => {
             let msg = ctx.say(&e);
             ctx.render(
                 StatusCode::OK,

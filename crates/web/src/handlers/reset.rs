@@ -207,6 +207,7 @@ fn violation_text(t: &Texts, v: &Violation) -> String {
         Violation::TooFewCategories { .. } | Violation::ContainsName => t.policy_complexity.into(),
         Violation::TooLong => t.violation_too_long.into(),
         Violation::Empty => t.violation_empty.into(),
+        Violation::Banned => t.violation_banned.into(),
     }
 }
 
