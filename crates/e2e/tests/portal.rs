@@ -174,6 +174,7 @@ async fn enroll_then_reset_in_the_browser_and_sign_in_everywhere() {
             .unwrap()
             .contains("Too easy to guess")
     );
+    b.screenshot("portal-07b-reset-banned").await.unwrap();
     assert_eq!(d.bind(&u.dn, &u.password).await.0, 0, "nothing was written");
     let new = format!("Browser-Reset-{}-Ok", std::process::id());
     step(

@@ -74,6 +74,7 @@ pub struct Texts {
     pub allowed_at: &'static str,
     pub violation_empty: &'static str,
     pub violation_banned: &'static str,
+    pub policy_banned: &'static str,
     pub violation_too_long: &'static str,
     pub zone_landed: &'static str,
     pub zone_rejected: &'static str,
@@ -153,6 +154,7 @@ pub static EN: Texts = Texts {
     policy_source_pso: "A stricter policy applies to your account.",
     allowed_at: "You can change it again after {} (UTC).",
     violation_empty: "Enter a new password.",
+    policy_banned: "No common words, names or patterns attackers try first (like P@ssw0rd2026)",
     violation_banned: "Too easy to guess: it contains a common word, a name or a pattern attackers try first.",
     violation_too_long: "At most 256 characters.",
     // The engine's own words; the browser tests look for "landed".
@@ -219,6 +221,7 @@ pub static DE: Texts = Texts {
     policy_source_pso: "Für Ihr Konto gilt eine strengere Richtlinie.",
     allowed_at: "Sie können es nach {} (UTC) wieder ändern.",
     violation_empty: "Geben Sie ein neues Passwort ein.",
+    policy_banned: "Keine häufigen Wörter, Namen oder Muster, die Angreifer zuerst ausprobieren (wie P@ssw0rd2026)",
     violation_banned: "Zu leicht zu erraten: Es enthält ein häufiges Wort, einen Namen oder ein Muster, das Angreifer zuerst ausprobieren.",
     violation_too_long: "Höchstens 256 Zeichen.",
     zone_landed: "erledigt",

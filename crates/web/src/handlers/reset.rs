@@ -195,6 +195,7 @@ fn rules(t: &Texts, p: &PasswordPolicy) -> Vec<String> {
                 .replace("{}", &p.history_length.to_string()),
         );
     }
+    out.push(t.policy_banned.into());
     if matches!(p.source, PolicySource::Pso { .. }) {
         out.push(t.policy_source_pso.into());
     }
