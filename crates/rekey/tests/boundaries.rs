@@ -57,7 +57,7 @@ fn the_binary_ships_no_test_double() {
         "rekey must not enable rekey-core's `fakes` (it can mint write grants)"
     );
     let deps = ours("rekey");
-    for banned in ["rekey-e2e", "rekey-bench"] {
+    for banned in ["rekey-e2e", "rekey-bench", "rekey-graph-double"] {
         assert!(!deps.iter().any(|d| d == banned), "{deps:?}");
     }
 }
