@@ -274,7 +274,7 @@ pub async fn change(config: &Config, name: &str) -> Result<(), CliError> {
         .change(&ctx, name, &old, &new)
         .await
         .map_err(|e| refused(e, &ctx.support_id))?;
-    println!("{name}: password changed\n  support id {}", out.support_id);
+    println!("{name}: changed\n  support id {}", out.support_id);
     Ok(())
 }
 
