@@ -441,12 +441,8 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
-/// `REKEY_*` names: which are config, which are not, and what was probably meant.
 mod env;
 
-/// The keys of a config type, traced from its `Deserialize` impl: a deserializer that offers
-/// every field a struct names (so `deny_unknown_fields` and defaults are no obstacle), `Some` for
-/// every `Option`, one element for every list, and zero values for the rest.
 mod keys;
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use crate::config::Config;
 /// How often the outbox worker looks for due mail besides the kick after each request.
 const OUTBOX_EVERY: Duration = Duration::from_secs(2);
 
-fn missing(key: &'static str, why: &str) -> CliError {
+/// A configuration problem naming its key.
+pub(crate) fn missing(key: &'static str, why: &str) -> CliError {
     CliError::Setup(SetupError::Config {
         key,
         why: why.into(),
@@ -32,7 +33,6 @@ fn missing(key: &'static str, why: &str) -> CliError {
 pub struct Built {
     pub engine: Engine,
     pub store: Arc<SqlStore>,
-    pub directory: Arc<ActiveDirectory>,
 }
 
 /// A portal ready to serve.
@@ -149,11 +149,7 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
     if background {
         engine = engine.with_background(Arc::new(rekey_web::TokioSpawn));
     }
-    Ok(Built {
-        engine,
-        store,
-        directory: ad,
-    })
+    Ok(Built { engine, store })
 }
 
 /// Build the portal `rekey serve` runs: the engine (mail after the answer) and the router.

@@ -2,18 +2,13 @@
 
 use crate::admin::CliError;
 use crate::config::Config;
-use crate::portal::build_portal;
+use crate::portal::{build_portal, missing};
 
 pub async fn serve(config: &Config) -> Result<(), CliError> {
     let portal = build_portal(config).await?;
     let listener = tokio::net::TcpListener::bind(&portal.listen)
         .await
-        .map_err(|e| {
-            CliError::Setup(rekey_directory::SetupError::Config {
-                key: "server.listen",
-                why: format!("{}: {e}", portal.listen),
-            })
-        })?;
+        .map_err(|e| missing("server.listen", &format!("{}: {e}", portal.listen)))?;
     let local = listener.local_addr().map_err(CliError::Input)?;
     println!(
         "rekey: portal ready on http://{local} (public URL {})",

@@ -3,7 +3,7 @@
 //! checks as self-service, the same landing, and one audit record each (invariant 34: one write
 //! path).
 
-use super::reset::{Landing, ResetOutcome};
+use super::reset::ResetOutcome;
 use super::trail::Trail;
 use super::{Engine, EngineError, EngineResult, RequestContext};
 use crate::account::Account;
@@ -70,17 +70,15 @@ impl Engine {
             let policy = self.inner.directory.effective_policy(&account).await?;
             self.precheck(&policy, &account, new)?;
         }
-        let Landing { reports, error } = self.land(trail, &account, new, options).await;
-        if reports.len() == 1
-            && let Some(e) = error
-        {
-            return Err(EngineError::Landing(e));
+        let landing = self.land(trail, &account, new, options).await;
+        if let Some(e) = landing.first_error() {
+            return Err(EngineError::Landing(e.clone()));
         }
         if new.is_some() {
             let _ = self.inner.store.delete_user_flows(&account.guid).await;
         }
         Ok(ResetOutcome {
-            zones: reports,
+            zones: landing.reports,
             support_id: ctx.support_id.clone(),
         })
     }

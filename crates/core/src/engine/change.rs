@@ -68,7 +68,7 @@ impl Engine {
             trail.note(why.as_str());
             return Err(refused);
         }
-        if account.state.locked || password.expose().is_empty() || password.is_blank() {
+        if account.state.locked || password.is_blank() {
             trail.note("locked_or_blank");
             return Err(refused);
         }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::trail::Trail;
-use super::{Engine, EngineResult, RequestContext};
+use super::{Engine, EngineError, EngineResult, RequestContext};
 use crate::account::Guid;
 use crate::audit::{Actor, Operation};
 use crate::notify::{Email, NotifyError};
@@ -175,12 +175,11 @@ impl Engine {
         let mut trail = Trail::new(Operation::Notify);
         trail.target_guid(item.user.as_ref());
         trail.note(why);
-        self.record::<()>(&ctx, trail, Err(super::EngineError::Mail))
-            .await
-            .or_else(|e| match e {
-                super::EngineError::Mail => Ok(()),
-                other => Err(other),
-            })
+        match self.record::<()>(&ctx, trail, Err(EngineError::Mail)).await {
+            // The record says the mail failed; only a failed append is an error here.
+            Ok(()) | Err(EngineError::Mail) => Ok(()),
+            Err(other) => Err(other),
+        }
     }
 }
 
