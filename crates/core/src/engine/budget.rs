@@ -26,7 +26,7 @@ pub(crate) struct Reservation {
 impl Engine {
     /// Reserve one attempt against `account`, or `None` when Rekey must not ask the DC now (an
     /// attempt for this account is in flight, or the budget is spent). On `Some`, the returned
-    /// account is re-read under the lease (its badPwdCount is current).
+    /// account's badPwdCount is current (re-read under the lease when earlier attempts of ours ran).
     ///
     /// The limit keeps the account's badPwdCount at or below `threshold − lockout_margin`:
     /// failures the DC counted that are not ours (the user's own typos) lower it. With no
@@ -64,18 +64,25 @@ impl Engine {
         account: &Account,
         now: i64,
     ) -> EngineResult<Option<(Account, String, i64)>> {
-        let Some(account) = self.inner.directory.by_guid(&account.guid).await? else {
-            return Ok(None);
-        };
         let cfg = &self.inner.config;
-        let policy = self.inner.directory.effective_policy(&account).await?;
+        let policy = self.inner.directory.effective_policy(account).await?;
         let window = i64::try_from(policy.lockout_window.as_secs())
             .unwrap_or(1800)
             .max(1800);
         let key = format!("pw-attempt:{}", account.guid);
+        let ours = self.inner.store.hits(&key, now, window).await?;
+        // Earlier attempts of ours may have finished after the caller read the account: read it
+        // again under the lease. Without any (the common case) the caller's read is as fresh.
+        let account = if ours > 0 {
+            match self.inner.directory.by_guid(&account.guid).await? {
+                Some(a) => a,
+                None => return Ok(None),
+            }
+        } else {
+            account.clone()
+        };
         let mut limit = cfg.change_failure_budget;
         if policy.lockout_threshold > 0 {
-            let ours = self.inner.store.hits(&key, now, window).await?;
             let theirs = account.state.bad_pwd_count.saturating_sub(ours);
             let cap = policy.lockout_threshold.saturating_sub(cfg.lockout_margin);
             limit = limit.min(cap.saturating_sub(theirs));
