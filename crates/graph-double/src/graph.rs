@@ -271,19 +271,26 @@ fn matches(u: &User, prop: &str, want: &Value) -> bool {
     }
 }
 
+/// A read: a valid token with a read permission, then the `$select` list (if any).
+#[allow(clippy::result_large_err)] // axum's Response is the natural error here
+fn read_access(
+    shared: &Shared,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<Option<Vec<String>>, Response> {
+    let app = authenticate(shared, headers)?;
+    if !has_any(&app.permissions, READ) {
+        return Err(denied(headers));
+    }
+    parse_select(q, headers)
+}
+
 pub(crate) async fn list_users(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let app = match authenticate(&shared, &headers) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if !has_any(&app.permissions, READ) {
-        return denied(&headers);
-    }
-    let select = match parse_select(&q, &headers) {
+    let select = match read_access(&shared, &headers, &q) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -314,14 +321,7 @@ pub(crate) async fn get_user(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let app = match authenticate(&shared, &headers) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if !has_any(&app.permissions, READ) {
-        return denied(&headers);
-    }
-    let select = match parse_select(&q, &headers) {
+    let select = match read_access(&shared, &headers, &q) {
         Ok(s) => s,
         Err(r) => return r,
     };

@@ -168,9 +168,18 @@ async fn get_by_id_and_upn_and_unknown_is_404() {
     );
 }
 
-fn reset(pw: &str) -> serde_json::Value {
-    json!({"passwordProfile": {"password": pw, "forceChangePasswordNextSignIn": false,
-           "forceChangePasswordNextSignInWithMfa": false}})
+/// PATCH the user's `passwordProfile` to `pw` (no forced change).
+async fn patch_password(d: &rekey_graph_double::Double, token: &str, user: &str, pw: &str) -> Resp {
+    let body = json!({"passwordProfile": {"password": pw, "forceChangePasswordNextSignIn": false,
+           "forceChangePasswordNextSignInWithMfa": false}});
+    graph(
+        d,
+        "PATCH",
+        &format!("/v1.0/users/{user}"),
+        token,
+        Some(body),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -182,14 +191,7 @@ async fn patch_cloud_only_then_ropc_accepts_new_refuses_old() {
     );
     let before = d.user(ANN).unwrap()["lastPasswordChangeDateTime"].clone();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let r = graph(
-        &d,
-        "PATCH",
-        &format!("/v1.0/users/{ANN}"),
-        &t,
-        Some(reset("New-Passw0rd!")),
-    )
-    .await;
+    let r = patch_password(&d, &t, ANN, "New-Passw0rd!").await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert!(r.body.is_empty());
     assert_ne!(d.user(ANN).unwrap()["lastPasswordChangeDateTime"], before);
@@ -205,14 +207,7 @@ async fn patch_cloud_only_then_ropc_accepts_new_refuses_old() {
 async fn weak_password_is_request_bad_request() {
     let (d, t) = world(ALL, &["User Administrator"]).await;
     for weak in ["short1A", "alllowercase1", "Pässwört123"] {
-        let r = graph(
-            &d,
-            "PATCH",
-            &format!("/v1.0/users/{ANN}"),
-            &t,
-            Some(reset(weak)),
-        )
-        .await;
+        let r = patch_password(&d, &t, ANN, weak).await;
         assert_eq!(r.status, 400, "{weak}");
         assert_eq!(r.json()["error"]["code"], "Request_BadRequest");
         assert_eq!(
@@ -225,14 +220,7 @@ async fn weak_password_is_request_bad_request() {
 #[tokio::test]
 async fn patch_synced_user_is_400() {
     let (d, t) = world(ALL, &["User Administrator"]).await;
-    let r = graph(
-        &d,
-        "PATCH",
-        &format!("/v1.0/users/{BOB}"),
-        &t,
-        Some(reset("New-Passw0rd!")),
-    )
-    .await;
+    let r = patch_password(&d, &t, BOB, "New-Passw0rd!").await;
     assert_eq!(r.status, 400);
     assert!(r.json()["error"]["message"].as_str().unwrap().starts_with(
         "Unable to update the specified properties for on-premises mastered Directory Sync objects"
@@ -243,14 +231,7 @@ async fn patch_synced_user_is_400() {
 async fn permissions_and_privileged_targets() {
     // Permission without the role: 403.
     let (d, t) = world(ALL, &[]).await;
-    let r = graph(
-        &d,
-        "PATCH",
-        &format!("/v1.0/users/{ANN}"),
-        &t,
-        Some(reset("New-Passw0rd!")),
-    )
-    .await;
+    let r = patch_password(&d, &t, ANN, "New-Passw0rd!").await;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["error"]["code"], "Authorization_RequestDenied");
     assert_eq!(
@@ -259,36 +240,15 @@ async fn permissions_and_privileged_targets() {
     );
     // Role without the permission: 403.
     let (d, t) = world(&["User.Read.All"], &["User Administrator"]).await;
-    let r = graph(
-        &d,
-        "PATCH",
-        &format!("/v1.0/users/{ANN}"),
-        &t,
-        Some(reset("New-Passw0rd!")),
-    )
-    .await;
+    let r = patch_password(&d, &t, ANN, "New-Passw0rd!").await;
     assert_eq!(r.status, 403);
     // User Administrator cannot reset a Global Administrator …
     let (d, t) = world(ALL, &["User Administrator"]).await;
-    let r = graph(
-        &d,
-        "PATCH",
-        &format!("/v1.0/users/{BOSS}"),
-        &t,
-        Some(reset("New-Passw0rd!")),
-    )
-    .await;
+    let r = patch_password(&d, &t, BOSS, "New-Passw0rd!").await;
     assert_eq!(r.status, 403);
     // … Privileged Authentication Administrator can.
     let (d, t) = world(ALL, &["Privileged Authentication Administrator"]).await;
-    let r = graph(
-        &d,
-        "PATCH",
-        &format!("/v1.0/users/{BOSS}"),
-        &t,
-        Some(reset("New-Passw0rd!")),
-    )
-    .await;
+    let r = patch_password(&d, &t, BOSS, "New-Passw0rd!").await;
     assert_eq!(r.status, 204, "{}", r.body);
 }
 

@@ -174,11 +174,7 @@ async fn identify_is_identical_for_the_seven_classes() {
         "locked",
         "normal",
     ] {
-        let (res, body) = send(
-            &app,
-            post("/reset", &format!("csrf={CSRF}&username={who}"), &cookies),
-        )
-        .await;
+        let (res, body) = identify(&app, who, &cookies).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "{who}");
         assert_eq!(res.headers().get(header::LOCATION).unwrap(), "/reset/code");
         let flow = set_cookies(&res)
@@ -227,11 +223,7 @@ async fn reset_through_the_pages_with_rotating_flow_cookie() {
             .find(|c| c.starts_with("__Host-rekey-flow=") && !c.contains("Max-Age=0"))
             .map(|c| c.split(';').next().unwrap().to_owned())
     };
-    let (res, _) = send(
-        &app,
-        post("/reset", &format!("csrf={CSRF}&username=normal"), &cookies),
-    )
-    .await;
+    let (res, _) = identify(&app, "normal", &cookies).await;
     let first = flow_of(&res).unwrap();
     let with_first = format!("{cookies}; {first}");
     let (res, _) = send(
@@ -342,11 +334,7 @@ async fn failures_close_with_a_clear_page() {
     let app = app(&w);
     let cookies = format!("__Host-rekey-csrf={CSRF}");
     w.dir.down.store(true, Ordering::Relaxed);
-    let (res, page) = send(
-        &app,
-        post("/reset", &format!("csrf={CSRF}&username=normal"), &cookies),
-    )
-    .await;
+    let (res, page) = identify(&app, "normal", &cookies).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         page.contains("RK-DIR-010") && page.contains("support-id"),
@@ -367,11 +355,7 @@ async fn failures_close_with_a_clear_page() {
     w.mail.1.store(true, Ordering::Relaxed);
     let mut answers = Vec::new();
     for who in ["normal", "nobody"] {
-        let (res, page) = send(
-            &app,
-            post("/reset", &format!("csrf={CSRF}&username={who}"), &cookies),
-        )
-        .await;
+        let (res, page) = identify(&app, who, &cookies).await;
         answers.push((res.status(), res.headers().get("location").cloned(), page));
     }
     assert_eq!(answers[0].0, StatusCode::SEE_OTHER);
@@ -426,13 +410,22 @@ pub(crate) fn flow_cookie(res: &Response<Body>) -> String {
         .expect("flow cookie")
 }
 
+/// POST /reset for `who` with the CSRF token and `cookies`.
+pub(crate) async fn identify(
+    app: &axum::Router,
+    who: &str,
+    cookies: &str,
+) -> (Response<Body>, String) {
+    send(
+        app,
+        post("/reset", &format!("csrf={CSRF}&username={who}"), cookies),
+    )
+    .await
+}
+
 /// Identify `normal` and pass the code gate; the cookies (`base` + flow) of the verified flow.
 pub(crate) async fn verified_cookies(app: &axum::Router, w: &World, base: &str) -> String {
-    let (res, _) = send(
-        app,
-        post("/reset", &format!("csrf={CSRF}&username=normal"), base),
-    )
-    .await;
+    let (res, _) = identify(app, "normal", base).await;
     let cookies = format!("{base}; {}", flow_cookie(&res));
     let (res, _) = send(
         app,

@@ -5,7 +5,9 @@
 use axum::http::StatusCode;
 use rekey_core::fakes::world;
 
-use crate::tests::{CSRF, app, flow_cookie, get, post, send, set_password, verified_cookies};
+use crate::tests::{
+    CSRF, app, flow_cookie, get, identify, post, send, set_password, verified_cookies,
+};
 
 /// The text a person sees: tags dropped, entities left as they are.
 fn visible_text(html: &str) -> String {
@@ -58,11 +60,7 @@ async fn german_reset_pages_have_no_english() {
         let (_, page) = send(&app, get(path, &base)).await;
         assert_german(path, &page);
     }
-    let (res, _) = send(
-        &app,
-        post("/reset", &format!("csrf={CSRF}&username=normal"), &base),
-    )
-    .await;
+    let (res, _) = identify(&app, "normal", &base).await;
     let cookies = format!("{base}; {}", flow_cookie(&res));
     let (_, page) = send(&app, get("/reset/code", &cookies)).await;
     assert_german("/reset/code", &page);
@@ -130,11 +128,7 @@ async fn german_error_pages_and_refusals() {
     let app = app(&w);
     let base = format!("__Host-rekey-csrf={CSRF}; __Host-rekey-lang=de");
     w.dir.down.store(true, Ordering::Relaxed);
-    let (res, page) = send(
-        &app,
-        post("/reset", &format!("csrf={CSRF}&username=normal"), &base),
-    )
-    .await;
+    let (res, page) = identify(&app, "normal", &base).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_german("directory down", &page);
     assert!(
