@@ -130,9 +130,9 @@ async fn parallel_wrong_passwords(path: &str, tag: &str, field: &str) {
     let after = d.lockout(&u.dn).await;
     let bind = d.bind(&u.dn, &u.password).await;
     println!(
-        "{PARALLEL} parallel POST {path} with wrong passwords for {} in {elapsed:.2?}:\n  answers {gists:?}\n  \
+        "{PARALLEL} parallel POST {path} with wrong guesses for {} in {elapsed:.2?}:\n  answers {gists:?}\n  \
          lockout threshold {threshold}; after: badPwdCount {} (per DC {:?}), lockoutTime {}, locked {}\n  \
-         bind with the right password: rc {} {:?}",
+         bind as the owner: rc {} {:?}",
         u.sam, after.bad_pwd_count, after.per_dc, after.lockout_time, after.locked, bind.0, bind.1
     );
     assert!(
