@@ -134,6 +134,7 @@ fn policy_precheck(b: divan::Bencher) {
         lockout_threshold: 5,
         lockout_duration: Duration::from_secs(1800),
         lockout_window: Duration::from_secs(1800),
+        entra_rules: false,
     };
     let pw = Password::new("Correct-Horse-9-Battery".to_owned());
     b.bench(|| p.precheck(divan::black_box(&pw), "alice.adams", Some("Alice Adams")));

@@ -114,6 +114,7 @@ async fn run_on(
             let opts = ResetOptions {
                 unlock: true,
                 must_change: false,
+                replay_of: None,
             };
             async move {
                 LandingZone::reset(

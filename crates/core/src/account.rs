@@ -233,6 +233,8 @@ impl AccountState {
 pub struct Account {
     pub dn: String,
     pub guid: Guid,
+    /// `mS-DS-ConsistencyGuid` when set: Entra Connect's default source anchor (else objectGUID).
+    pub consistency_guid: Option<Guid>,
     pub sid: Sid,
     pub sam_account_name: String,
     pub user_principal_name: Option<String>,

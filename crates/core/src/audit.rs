@@ -28,16 +28,24 @@ pub enum Operation {
     MethodRemoved,
     /// A notification (code or notice) the outbox could not deliver.
     Notify,
+    /// The proof that a password written in one zone arrived in another by synchronisation
+    /// (Entra password hash sync), or that it did not within the deadline.
+    SyncProof,
 }
 
 /// One landing zone's result for an operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoneResult {
     pub zone: String,
-    /// `landed`, `rejected`, `failed` or `indeterminate`.
+    /// `landed`, `rejected`, `failed` or `indeterminate`; for a later zone also `absent` (no
+    /// account there), `ambiguous`, `queued` (retried from the outbox), `pending` (arrives by
+    /// sync), `synced` and `not_synced`.
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// A few words more (e.g. `synced after 94 s`, `sessions revoked`, `outbox retry 2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What the audit remembers of an operation. Never a password, code, answer or token (30).

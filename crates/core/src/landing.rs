@@ -15,7 +15,7 @@ use crate::secret::Password;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where a password is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ZoneId {
     ActiveDirectory,
     EntraId,
@@ -36,6 +36,10 @@ pub struct ResetOptions {
     pub unlock: bool,
     /// Require a change at next logon (`pwdLastSet = 0`).
     pub must_change: bool,
+    /// This write repeats one first attempted at this time (Unix seconds) whose outcome was not
+    /// certain: a zone that can see its password was set at or after it answers `Landed`
+    /// without writing again (verify before replay, invariant 25).
+    pub replay_of: Option<i64>,
 }
 
 /// A write the zone confirmed.
@@ -44,6 +48,48 @@ pub struct Landed {
     pub zone: ZoneId,
     /// Which server took the write (for the log and the audit, not for the user).
     pub server: String,
+    /// After a reset: whether the zone also ended the user's sign-in sessions (`None`: not asked,
+    /// e.g. not configured or not supported by the zone).
+    pub sessions_revoked: Option<bool>,
+}
+
+impl Landed {
+    /// A plain confirmed write.
+    #[must_use]
+    pub fn written(zone: ZoneId, server: impl Into<String>) -> Self {
+        Self {
+            zone,
+            server: server.into(),
+            sessions_revoked: None,
+        }
+    }
+}
+
+/// What a zone will do for an account, asked of every zone BEFORE any zone is written
+/// (`LandingZone::plan`), so a refusal in a later zone never leaves an earlier one half-done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// The zone holds its own copy of the password and takes the write.
+    Write {
+        /// Extra rules the zone enforces beyond the judge's policy (shown before submitting).
+        rules: ZoneRules,
+    },
+    /// The zone receives the password from the first zone by synchronisation (Entra password
+    /// hash sync from AD): nothing to write; `handle` names the account there, so the engine can
+    /// prove the arrival with `LandingZone::arrived`.
+    Sync { handle: String },
+    /// The zone holds no account for this person: nothing to do.
+    Absent,
+    /// More than one account in the zone could be this person: never a guess, nothing written.
+    Ambiguous,
+}
+
+/// Rules a zone adds to the password policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ZoneRules {
+    /// Entra ID's cloud rules: 8–256 characters, three of four ASCII classes, only ASCII letters,
+    /// digits, space and the listed symbols.
+    pub entra: bool,
 }
 
 /// The raw cause of a failure: for logs and audit details only, never for a browser.
@@ -95,6 +141,11 @@ pub enum Rejection {
     NoSuchUser,
     /// The request itself was malformed or refused (e.g. an empty password).
     Refused,
+    /// More than one account in the zone matches the person (nothing written, never a guess).
+    Ambiguous,
+    /// The zone's account holds an administrative role there (e.g. an Entra directory role):
+    /// privileged, refused like a privileged AD account.
+    Privileged,
 }
 
 impl UserFacing for Rejection {
@@ -110,6 +161,8 @@ impl UserFacing for Rejection {
             Self::InsufficientRights => "RK-DIR-001",
             Self::NoSuchUser => "RK-DIR-002",
             Self::Refused => "RK-DIR-003",
+            Self::Ambiguous => "RK-ZONE-001",
+            Self::Privileged => "RK-ZONE-002",
         }
     }
 
@@ -133,6 +186,14 @@ impl UserFacing for Rejection {
             }
             Self::NoSuchUser => "The account could not be found.",
             Self::Refused => "The request was refused.",
+            Self::Ambiguous => {
+                "More than one account there could be yours, so it was not changed. The helpdesk \
+                 can fix the match."
+            }
+            Self::Privileged => {
+                "This account holds an administrator role there, so self-service cannot reset it. \
+                 Contact the helpdesk."
+            }
         }
     }
 }
@@ -147,6 +208,12 @@ pub enum LandingError {
     },
     /// No server could be reached or the request was never sent: nothing changed, safe to retry.
     Unavailable { diagnostic: Diagnostic },
+    /// The zone asked us to slow down (HTTP 429): nothing changed; retry after `retry_after_ms`
+    /// (the zone's `Retry-After`, fractional seconds allowed) or with backoff when it gave none.
+    Throttled {
+        retry_after_ms: Option<u64>,
+        diagnostic: Diagnostic,
+    },
     /// The request was sent and the answer was lost: it may or may not have landed. Never replay
     /// blindly; verify (pwdLastSet / a bind) first (invariant 25).
     Indeterminate { diagnostic: Diagnostic },
@@ -158,6 +225,7 @@ impl LandingError {
         match self {
             Self::Rejected { diagnostic, .. }
             | Self::Unavailable { diagnostic }
+            | Self::Throttled { diagnostic, .. }
             | Self::Indeterminate { diagnostic } => diagnostic,
         }
     }
@@ -176,6 +244,7 @@ impl UserFacing for LandingError {
         match self {
             Self::Rejected { reason, .. } => reason.code(),
             Self::Unavailable { .. } => "RK-DIR-010",
+            Self::Throttled { .. } => "RK-ZONE-003",
             Self::Indeterminate { .. } => "RK-DIR-011",
         }
     }
@@ -186,6 +255,10 @@ impl UserFacing for LandingError {
             Self::Unavailable { .. } => {
                 "The directory cannot be reached right now. Nothing was changed; try again in a \
                  few minutes."
+            }
+            Self::Throttled { .. } => {
+                "The directory is busy right now. Nothing was changed there yet; Rekey retries on \
+                 its own."
             }
             Self::Indeterminate { .. } => {
                 "We lost contact with the directory while saving your password, so we cannot tell \
@@ -321,4 +394,26 @@ pub trait LandingZone: Send + Sync {
         &'a self,
         grant: &'a WriteGrant<'a>,
     ) -> BoxFuture<'a, Result<Landed, LandingError>>;
+
+    /// What this zone will do for `account`, asked before any zone is written. `Err(Rejected)`
+    /// (e.g. `Privileged`) stops the whole operation before anything is written; any other
+    /// error defers this zone to the outbox (asked again there). Default: `Write`, no extra rules.
+    fn plan<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<Plan, LandingError>> {
+        let _ = account;
+        Box::pin(std::future::ready(Ok(Plan::Write {
+            rules: ZoneRules::default(),
+        })))
+    }
+
+    /// For `Plan::Sync`: when the password written elsewhere at `since` (Unix seconds) has
+    /// arrived in this zone: `Ok(Some(unix seconds))` once it has, `Ok(None)` while not yet.
+    /// Default: at once.
+    fn arrived<'a>(
+        &'a self,
+        handle: &'a str,
+        since: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>, LandingError>> {
+        let _ = handle;
+        Box::pin(std::future::ready(Ok(Some(since))))
+    }
 }

@@ -31,6 +31,10 @@ pub struct PasswordPolicy {
     pub lockout_threshold: u32,
     pub lockout_duration: Duration,
     pub lockout_window: Duration,
+    /// A later landing zone writes this user's password with Entra ID's cloud rules too
+    /// (`ZoneRules::entra`): at least 8 characters, three of upper, lower, digit and symbol,
+    /// printable ASCII only.
+    pub entra_rules: bool,
 }
 
 /// Why a password fails the local pre-check. AD's own verdict is final.
@@ -52,6 +56,8 @@ pub enum Violation {
     /// Contains a banned word, phrase or pattern (or the user's or organisation's name) that
     /// makes it easy to guess (`banned::BannedList`, all zones).
     Banned,
+    /// Entra ID accepts printable ASCII only (letters, digits, space and the usual symbols).
+    CloudCharacters,
 }
 
 impl PasswordPolicy {
@@ -85,18 +91,26 @@ impl PasswordPolicy {
             return vec![Violation::Empty];
         }
         let count = u32::try_from(password.char_count()).unwrap_or(u32::MAX);
-        if count < self.min_length {
-            out.push(Violation::TooShort {
-                min: self.min_length,
-                actual: count,
-            });
+        let min = if self.entra_rules {
+            self.min_length.max(8)
+        } else {
+            self.min_length
+        };
+        if count < min { 
+            out.push(Violation::TooShort { min, actual: count });
         }
         if count > 256 {
             out.push(Violation::TooLong);
         }
+        if self.entra_rules {
+            out.extend(entra_violations(password.expose()));
+        }
         if self.complexity {
             let found = categories(password.expose());
-            if found < 3 {
+            let said = out
+                .iter()
+                .any(|v| matches!(v, Violation::TooFewCategories { .. }));
+            if found < 3 && !said {
                 out.push(Violation::TooFewCategories { found });
             }
             if contains_name(password.expose(), sam, display_name) {
@@ -105,6 +119,27 @@ impl PasswordPolicy {
         }
         out
     }
+}
+
+/// Entra ID's cloud rules (Microsoft's SSPR policy page): 8–256 characters, three of the four
+/// classes upper, lower, digit and symbol, and nothing but printable ASCII (the length is
+/// checked with AD's).
+fn entra_violations(pw: &str) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if !pw.chars().all(|c| c == ' ' || c.is_ascii_graphic()) {
+        out.push(Violation::CloudCharacters);
+    }
+    let classes = [
+        pw.chars().any(|c| c.is_ascii_uppercase()),
+        pw.chars().any(|c| c.is_ascii_lowercase()),
+        pw.chars().any(|c| c.is_ascii_digit()),
+        pw.chars().any(|c| c == ' ' || c.is_ascii_punctuation()),
+    ];
+    let found = classes.iter().map(|&b| u8::from(b)).sum::<u8>();
+    if found < 3 {
+        out.push(Violation::TooFewCategories { found });
+    }
+    out
 }
 
 /// AD's five categories: upper, lower, digit, symbol, other Unicode letters (no case).
@@ -155,6 +190,7 @@ mod tests {
             lockout_threshold: 5,
             lockout_duration: Duration::from_secs(1800),
             lockout_window: Duration::from_secs(1800),
+            entra_rules: false,
         }
     }
 
@@ -183,6 +219,26 @@ mod tests {
             lax.precheck(&Password::from("alicealice"), "alice", None),
             vec![]
         );
+    }
+
+    #[test]
+    fn entra_rules_join_ads() {
+        let mut p = policy();
+        p.entra_rules = true;
+        let check = |pw: &str| p.precheck(&Password::from(pw), "alice.adams", Some("Alice Adams"));
+        assert_eq!(check("Zebra-Crossing-42"), vec![]);
+        // AD's 7 becomes Entra's 8, said once.
+        assert_eq!(check("Ab1!xyz"), vec![Violation::TooShort { min: 8, actual: 7 }]);
+        // Letters without case count for AD, not for Entra; said once.
+        assert_eq!(
+            check("日本語パスワード1!"),
+            vec![
+                Violation::CloudCharacters,
+                Violation::TooFewCategories { found: 2 }
+            ]
+        );
+        assert_eq!(check("Grüne-Wiese-42"), vec![Violation::CloudCharacters]);
+        assert_eq!(check("Space is fine 42"), vec![]);
     }
 
     #[test]

@@ -114,6 +114,7 @@ mod tests {
         Account {
             dn: dn.into(),
             guid: Guid([0; 16]),
+            consistency_guid: None,
             sid: "S-1-5-21-1-2-3-1111".parse().unwrap(),
             sam_account_name: "x".into(),
             user_principal_name: None,

@@ -24,6 +24,9 @@ pub enum FlowKind {
     Unlock,
     Change,
     Enroll,
+    /// Not a flow but what one left: the per-zone result page of a finished reset, updated by
+    /// the outbox worker while a zone is pending or queued.
+    Receipt,
 }
 
 impl FlowKind {
@@ -34,12 +37,19 @@ impl FlowKind {
             Self::Unlock => "unlock",
             Self::Change => "change",
             Self::Enroll => "enroll",
+            Self::Receipt => "receipt",
         }
     }
 
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Reset, Self::Unlock, Self::Change, Self::Enroll]
+        [
+            Self::Reset,
+            Self::Unlock,
+            Self::Change,
+            Self::Enroll,
+            Self::Receipt,
+        ]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -112,6 +122,11 @@ pub struct Challenge {
 pub enum OutboxKind {
     /// An email (one-time code or notice), sealed with AES-256-GCM by the engine.
     Mail,
+    /// A later landing zone's write that failed after the first zone landed, retried until it
+    /// lands or its window closes (sealed: it carries the new password).
+    Landing,
+    /// Watching for a password to arrive in a zone by synchronisation (no secret inside).
+    Proof,
 }
 
 impl OutboxKind {
@@ -119,12 +134,16 @@ impl OutboxKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Mail => "mail",
+            Self::Landing => "landing",
+            Self::Proof => "proof",
         }
     }
 
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        (s == "mail").then_some(Self::Mail)
+        [Self::Mail, Self::Landing, Self::Proof]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 

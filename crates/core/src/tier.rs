@@ -92,6 +92,7 @@ mod tests {
         Account {
             dn: "CN=x".into(),
             guid: Guid([0; 16]),
+            consistency_guid: None,
             sid: sid.clone(),
             sam_account_name: "x".into(),
             user_principal_name: None,

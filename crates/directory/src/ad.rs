@@ -416,6 +416,7 @@ fn pso_policy(e: &SearchEntry) -> Option<PasswordPolicy> {
         lockout_threshold: count(e, "msDS-LockoutThreshold"),
         lockout_duration: interval(first_i64(e, "msDS-LockoutDuration")),
         lockout_window: interval(first_i64(e, "msDS-LockoutObservationWindow")),
+        entra_rules: false,
     })
 }
 
@@ -430,6 +431,7 @@ fn domain_policy(e: &SearchEntry) -> Option<PasswordPolicy> {
         lockout_threshold: count(e, "lockoutThreshold"),
         lockout_duration: interval(first_i64(e, "lockoutDuration")),
         lockout_window: interval(first_i64(e, "lockOutObservationWindow")),
+        entra_rules: false,
     })
 }
 

@@ -45,6 +45,7 @@ pub(crate) fn bin_values(e: &SearchEntry, attr: &str) -> Vec<Vec<u8>> {
 /// Attributes read for an account (one base-scope search: the constructed ones need it).
 pub(crate) const ACCOUNT_ATTRS: &[&str] = &[
     "objectGUID",
+    "mS-DS-ConsistencyGuid",
     "objectSid",
     "sAMAccountName",
     "userPrincipalName",
@@ -77,6 +78,9 @@ pub(crate) fn account(e: &SearchEntry) -> Option<Account> {
     Some(Account {
         dn: e.dn.clone(),
         guid,
+        consistency_guid: bin_values(e, "mS-DS-ConsistencyGuid")
+            .first()
+            .and_then(|b| Guid::from_bytes(b)),
         sid,
         sam_account_name: first_str(e, "sAMAccountName")?.to_owned(),
         user_principal_name: first_str(e, "userPrincipalName").map(str::to_owned),

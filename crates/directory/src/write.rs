@@ -98,10 +98,7 @@ impl ActiveDirectory {
             };
             match ldap.modify(dn, mods.clone()).await {
                 Ok(res) if res.rc == 0 => {
-                    return Ok(Landed {
-                        zone: ZoneId::ActiveDirectory,
-                        server: url.to_owned(),
-                    });
+                    return Ok(Landed::written(ZoneId::ActiveDirectory, url));
                 }
                 Ok(res) => match classify(&res) {
                     Verdict::Rejected(reason) => {

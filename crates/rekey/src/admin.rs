@@ -243,6 +243,7 @@ pub async fn reset(
     let options = ResetOptions {
         unlock,
         must_change,
+        replay_of: None,
     };
     let out = built
         .engine

@@ -66,18 +66,31 @@ impl Engine {
         options: ResetOptions,
     ) -> EngineResult<ResetOutcome> {
         let account = self.operator_target(trail, who).await?;
+        let plans = self
+            .plans(trail, &account)
+            .await
+            .map_err(EngineError::Landing)?;
         if let Some(new) = new {
-            let policy = self.inner.directory.effective_policy(&account).await?;
+            let mut policy = self.inner.directory.effective_policy(&account).await?;
+            policy.entra_rules = plans.entra_rules();
             self.precheck(&policy, &account, new)?;
         }
-        let landing = self.land(trail, &account, new, options).await;
+        let ticket = self.ticket(&ctx.support_id);
+        let landing = self
+            .land(trail, &account, new, options, &plans, &ticket)
+            .await;
         if let Some(e) = landing.first_error() {
             return Err(EngineError::Landing(e.clone()));
         }
-        if new.is_some() {
+        let op = if new.is_some() {
             let _ = self.inner.store.delete_user_flows(&account.guid).await;
-        }
+            Operation::Reset
+        } else {
+            Operation::Unlock
+        };
+        self.notify_done(&account, op).await;
         Ok(ResetOutcome {
+            receipt: self.keep_receipt(&ticket, &account, &landing).await,
             zones: landing.reports,
             support_id: ctx.support_id.clone(),
         })

@@ -312,6 +312,7 @@ fn operators_write_through_the_engine_and_are_named() {
     let opts = ResetOptions {
         unlock: true,
         must_change: true,
+        replay_of: None,
     };
     let (r, v) = one_record(&w, || {
         run(w

@@ -11,20 +11,24 @@ mod budget;
 mod change;
 mod enroll;
 mod gate;
+mod jobs;
 mod outbox;
 mod reset;
 mod state;
 #[cfg(test)]
 mod tests;
 mod trail;
+mod zones;
+#[cfg(test)]
+mod zones_tests;
 
 use std::sync::Arc;
 
 use crate::account::{Account, Identifier};
-use crate::audit::{Actor, ZoneResult};
+use crate::audit::Actor;
 use crate::clock::{Clock, Random, unix};
 use crate::error::UserFacing;
-use crate::landing::{Directory, DirectoryError, LandingError, LandingZone, ZoneId};
+use crate::landing::{Directory, DirectoryError, LandingError, LandingZone};
 use crate::notify::Mailer;
 use crate::policy::{PasswordPolicy, Violation};
 use crate::scope::{Ineligible, ScopeRules};
@@ -35,7 +39,8 @@ use trail::Trail;
 
 pub use change::ChangeOutcome;
 pub use enroll::EnrollStep;
-pub use reset::{ResetOutcome, ZoneReport};
+pub use reset::ResetOutcome;
+pub use zones::{ZoneReport, ZoneState};
 pub use state::FlowId;
 
 /// Tunables, with the defaults the design requires.
@@ -66,6 +71,14 @@ pub struct EngineConfig {
     pub per_ip_attempts_per_hour: u32,
     /// Emails per user per hour (codes and notices together).
     pub emails_per_user_per_hour: u32,
+    /// How long to watch for a password to arrive by synchronisation (Entra password hash sync)
+    /// before saying "not synced within N min" (seconds).
+    pub sync_deadline: i64,
+    /// How often to look for it (seconds).
+    pub sync_poll: i64,
+    /// How long a later zone's failed write is retried from the outbox (seconds). The sealed
+    /// new password stays in the store at most this long.
+    pub zone_retry_window: i64,
     /// Public base URL for links in mail (never the request's Host header, invariant 16).
     pub public_base_url: String,
     pub organisation: String,
@@ -85,6 +98,9 @@ impl Default for EngineConfig {
             lockout_margin: 2,
             per_ip_attempts_per_hour: 30,
             emails_per_user_per_hour: 10,
+            sync_deadline: 1800,
+            sync_poll: 10,
+            zone_retry_window: 3600,
             public_base_url: "https://localhost".into(),
             organisation: "Rekey".into(),
         }
@@ -341,20 +357,5 @@ impl Engine {
             return Err(EngineError::RateLimited);
         }
         Ok(())
-    }
-}
-
-/// The audit form of one zone's outcome.
-fn zone_result(zone: ZoneId, outcome: &Result<crate::landing::Landed, LandingError>) -> ZoneResult {
-    let (outcome, code) = match outcome {
-        Ok(_) => ("landed", None),
-        Err(LandingError::Rejected { reason, .. }) => ("rejected", Some(reason.code().to_owned())),
-        Err(e @ LandingError::Unavailable { .. }) => ("failed", Some(e.code().to_owned())),
-        Err(e @ LandingError::Indeterminate { .. }) => ("indeterminate", Some(e.code().to_owned())),
-    };
-    ZoneResult {
-        zone: zone.to_string(),
-        outcome: outcome.into(),
-        code,
     }
 }

@@ -11,6 +11,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 use super::trail::Trail;
 use super::{Engine, EngineError, EngineResult, RequestContext};
@@ -32,7 +33,7 @@ struct Sealed {
 }
 
 /// Seconds before attempt `n + 1` after `n` failed attempts: 5, 10, 20, … at most 300.
-fn backoff(attempts: u32) -> i64 {
+pub(crate) fn backoff(attempts: u32) -> i64 {
     (5_i64 << attempts.saturating_sub(1).min(6)).min(300)
 }
 
@@ -51,6 +52,11 @@ impl Engine {
             body: mail.body.clone(),
         })
         .unwrap_or_default();
+        self.seal_bytes(id, &plain)
+    }
+
+    /// Seal `plain` for the outbox item `id` (bound to it as associated data).
+    pub(crate) fn seal_bytes(&self, id: &str, plain: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; 12];
         self.inner.random.fill(&mut nonce);
         let sealed = self
@@ -58,7 +64,7 @@ impl Engine {
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
-                    msg: &plain,
+                    msg: plain,
                     aad: id.as_bytes(),
                 },
             )
@@ -66,10 +72,10 @@ impl Engine {
         [nonce.as_slice(), &sealed].concat()
     }
 
-    fn unseal(&self, item: &OutboxItem) -> Option<Email> {
+    /// The item's payload, if it unseals under this server's key.
+    pub(crate) fn unseal_bytes(&self, item: &OutboxItem) -> Option<Zeroizing<Vec<u8>>> {
         let (nonce, sealed) = item.payload.split_at_checked(12)?;
-        let plain = self
-            .outbox_cipher()
+        self.outbox_cipher()
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {
@@ -77,7 +83,12 @@ impl Engine {
                     aad: item.id.as_bytes(),
                 },
             )
-            .ok()?;
+            .ok()
+            .map(Zeroizing::new)
+    }
+
+    fn unseal(&self, item: &OutboxItem) -> Option<Email> {
+        let plain = self.unseal_bytes(item)?;
         let s: Sealed = serde_json::from_slice(&plain).ok()?;
         Some(Email {
             to: s.to,
@@ -128,7 +139,8 @@ impl Engine {
         }
     }
 
-    /// Send every due item once; returns how many were delivered. `rekey serve` runs this every
+    /// Work every due item once (mail, and zone work: see `jobs`); returns how many mails were
+    /// delivered. `rekey serve` runs this every
     /// few seconds besides the kick after each request. A relay that is down (4xx, no answer)
     /// gets the item again later with backoff until it expires; a permanent refusal (5xx, bad
     /// address), an expiry or a payload that does not unseal ends the item with an audit record.
@@ -137,6 +149,17 @@ impl Engine {
         let items = self.inner.store.claim(now, LEASE, BATCH).await?;
         let mut sent = 0;
         for item in items {
+            match item.kind {
+                OutboxKind::Mail => {}
+                OutboxKind::Landing => {
+                    self.continue_landing(&item).await?;
+                    continue;
+                }
+                OutboxKind::Proof => {
+                    self.continue_proof(&item).await?;
+                    continue;
+                }
+            }
             let why = if item.expires_at <= now {
                 "expired"
             } else if let Some(mail) = self.unseal(&item) {

@@ -2,11 +2,12 @@
 
 use super::state::{FlowId, Loaded, Step};
 use super::trail::Trail;
-use super::{Engine, EngineError, EngineResult, RequestContext, zone_result};
+use super::zones::ZoneReport;
+use super::{Engine, EngineError, EngineResult, RequestContext};
 use crate::account::Account;
 use crate::audit::Operation;
-use crate::error::UserFacing;
-use crate::landing::{LandingError, ResetOptions, WriteGrant, ZoneId};
+
+use crate::landing::{LandingError, ResetOptions};
 use crate::notify::Email;
 use crate::policy::PasswordPolicy;
 use crate::secret::Password;
@@ -16,61 +17,21 @@ const PURPOSE: &str = "reset:email";
 /// How long a notice is worth delivering (seconds).
 pub(crate) const NOTICE_TTL: i64 = 86_400;
 
-/// One zone's result, ready to show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZoneReport {
-    pub zone: ZoneId,
-    /// `landed`, `rejected`, `failed` or `indeterminate`.
-    pub outcome: &'static str,
-    pub code: Option<&'static str>,
-    pub message: Option<&'static str>,
-}
-
-/// What the zones said, in order.
-#[derive(Default)]
-pub(crate) struct Landing {
-    pub reports: Vec<ZoneReport>,
-    pub error: Option<LandingError>,
-}
-
-impl Landing {
-    /// The first zone's error if the FIRST zone failed (nothing landed anywhere).
-    pub fn first_error(&self) -> Option<&LandingError> {
-        if self.reports.len() == 1 {
-            self.error.as_ref()
-        } else {
-            None
-        }
-    }
-}
-
 /// The end of a reset or unlock.
 #[derive(Debug, Clone)]
 pub struct ResetOutcome {
     pub zones: Vec<ZoneReport>,
     pub support_id: String,
+    /// The id of the result page to come back to while a zone is still moving (queued for a
+    /// retry, or pending a sync): `Engine::receipt` reads it.
+    pub receipt: Option<FlowId>,
 }
 
 impl ResetOutcome {
+    /// Every zone landed, or needs nothing (no account there, or the password arrives by sync).
     #[must_use]
     pub fn landed_everywhere(&self) -> bool {
-        self.zones.iter().all(|z| z.outcome == "landed")
-    }
-}
-
-fn report(zone: ZoneId, r: &Result<crate::landing::Landed, LandingError>) -> ZoneReport {
-    let z = zone_result(zone, r);
-    let outcome = match z.outcome.as_str() {
-        "landed" => "landed",
-        "rejected" => "rejected",
-        "indeterminate" => "indeterminate",
-        _ => "failed",
-    };
-    ZoneReport {
-        zone,
-        outcome,
-        code: r.as_ref().err().map(UserFacing::code),
-        message: r.as_ref().err().map(UserFacing::message),
+        self.zones.iter().all(|z| z.state.is_good())
     }
 }
 
@@ -226,7 +187,12 @@ impl Engine {
             return Err(EngineError::WrongStep);
         };
         let account = self.live_eligible(&loaded).await?;
-        Ok(self.inner.directory.effective_policy(&account).await?)
+        let mut policy = self.inner.directory.effective_policy(&account).await?;
+        let mut scratch = Trail::new(Operation::Reset);
+        if let Ok(plans) = self.plans(&mut scratch, &account).await {
+            policy.entra_rules = plans.entra_rules();
+        }
+        Ok(policy)
     }
 
     /// Re-read the account live and re-check scope, tier and state before a write (invariant 23).
@@ -295,8 +261,13 @@ impl Engine {
             }
         };
         trail.target(&account);
+        let plans = self
+            .plans(trail, &account)
+            .await
+            .map_err(EngineError::Landing)?;
         if let Some(new) = new {
-            let policy = self.inner.directory.effective_policy(&account).await?;
+            let mut policy = self.inner.directory.effective_policy(&account).await?;
+            policy.entra_rules = plans.entra_rules();
             self.precheck(&policy, &account, new)?;
         }
         // Claim the flow: a second submit (double click, replay) finds `Landing` and stops.
@@ -304,8 +275,12 @@ impl Engine {
         let options = ResetOptions {
             unlock: true,
             must_change: false,
+            replay_of: None,
         };
-        let zones = self.land(trail, &account, new, options).await;
+        let ticket = self.ticket(&ctx.support_id);
+        let zones = self
+            .land(trail, &account, new, options, &plans, &ticket)
+            .await;
         if let Some(e @ LandingError::Rejected { .. }) = zones.first_error() {
             // A definite "no" (policy): back to the password step, so the user can try another.
             let claimed = self.load(flow, &[kind]).await?;
@@ -314,48 +289,19 @@ impl Engine {
         }
         // Landed (or unknown): every flow of this user ends here (invariant 8).
         let _ = self.inner.store.delete_user_flows(&account.guid).await;
-        Ok(ResetOutcome {
-            zones: zones.reports,
-            support_id: ctx.support_id.clone(),
-        })
-    }
-
-    /// Write in every zone, AD first; stop at the first zone that does not land (never land in
-    /// a later zone what the first refused). `new`: reset to it; `None`: unlock only. The grant
-    /// is made here, after every check of the caller passed.
-    pub(crate) async fn land(
-        &self,
-        trail: &mut Trail,
-        account: &Account,
-        new: Option<&Password>,
-        options: ResetOptions,
-    ) -> Landing {
-        let grant = WriteGrant::new(account);
-        let mut out = Landing::default();
-        for zone in &self.inner.zones {
-            let r = match new {
-                Some(p) => zone.reset(&grant, p, options).await,
-                None => zone.unlock(&grant).await,
-            };
-            trail.zone(zone_result(zone.id(), &r));
-            out.reports.push(report(zone.id(), &r));
-            match r {
-                Ok(_) => trail.landed(),
-                Err(e) => {
-                    out.error = Some(e);
-                    break;
-                }
-            }
-        }
-        if out.error.is_none() {
+        if zones.first_error().is_none() {
             let op = if new.is_some() {
                 Operation::Reset
             } else {
                 Operation::Unlock
             };
-            self.notify_done(account, op).await;
+            self.notify_done(&account, op).await;
         }
-        out
+        Ok(ResetOutcome {
+            receipt: self.keep_receipt(&ticket, &account, &zones).await,
+            zones: zones.reports,
+            support_id: ctx.support_id.clone(),
+        })
     }
 
     /// "Your password was reset; not you?" — to the enrolled address, else the directory's;

@@ -81,7 +81,14 @@ impl Engine {
         trail: Trail,
         result: EngineResult<T>,
     ) -> EngineResult<T> {
-        let landed = trail.zones.iter().filter(|z| z.outcome == "landed").count();
+        // Landed, or as good as landed: no account there, or arriving (arrived) by sync.
+        let good = |z: &&ZoneResult| {
+            matches!(
+                z.outcome.as_str(),
+                "landed" | "absent" | "pending" | "synced"
+            )
+        };
+        let landed = trail.zones.iter().filter(good).count();
         let outcome = match (&result, trail.decoy) {
             (Err(_), _) => "failed",
             (Ok(_), true) => "decoy",

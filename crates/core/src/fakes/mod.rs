@@ -29,6 +29,9 @@ use crate::policy::PolicySource;
 use crate::secret::Password;
 use crate::store::{Enrollment, MethodKind};
 
+mod cloud;
+pub use cloud::{FakeCloud, throttled, unavailable};
+
 /// Drive a future whose fakes never pend.
 pub fn run<F: Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
@@ -132,6 +135,7 @@ impl Directory for FakeDirectory {
             lockout_threshold: self.threshold,
             lockout_duration: Duration::from_secs(1800),
             lockout_window: Duration::from_secs(1800),
+            entra_rules: false,
         }))
     }
 }
@@ -215,10 +219,7 @@ impl FakeZone {
             });
         }
         self.writes.lock().unwrap().push(what);
-        Ok(Landed {
-            zone: ZoneId::ActiveDirectory,
-            server: "fake".into(),
-        })
+        Ok(Landed::written(ZoneId::ActiveDirectory, "fake"))
     }
 }
 
@@ -270,6 +271,7 @@ pub fn account(n: u8, sam: &str, groups: &[u32]) -> Account {
     Account {
         dn: format!("CN={sam},OU=Staff,DC=corp"),
         guid: Guid([n; 16]),
+        consistency_guid: None,
         sid: domain.with_rid(1000 + u32::from(n)),
         sam_account_name: sam.into(),
         user_principal_name: None,
@@ -287,6 +289,16 @@ pub fn account(n: u8, sam: &str, groups: &[u32]) -> Account {
 /// SSPR group RID 2000. Accounts: normal (enrolled), disabled, out of scope, privileged,
 /// unenrolled, locked (AD-locked: still eligible for reset), normal2.
 pub fn world(threshold: u32) -> World {
+    world_with(threshold, None)
+}
+
+/// `world` with a second landing zone after AD (an `EntraId` fake).
+pub fn cloud_world(threshold: u32) -> (World, Arc<FakeCloud>) {
+    let cloud = Arc::new(FakeCloud::default());
+    (world_with(threshold, Some(cloud.clone())), cloud)
+}
+
+fn world_with(threshold: u32, cloud: Option<Arc<FakeCloud>>) -> World {
     let domain: Sid = DOMAIN.parse().unwrap();
     let mut disabled = account(2, "disabled", &[2000]);
     disabled.state.enabled = false;
@@ -329,7 +341,11 @@ pub fn world(threshold: u32) -> World {
     let faults = Arc::new(Faulty::new(store.clone()));
     let engine = Engine::new(Parts {
         directory: dir.clone(),
-        zones: vec![zone.clone()],
+        zones: {
+            let mut zones: Vec<Arc<dyn LandingZone>> = vec![zone.clone()];
+            zones.extend(cloud.map(|c| c as Arc<dyn LandingZone>));
+            zones
+        },
         store: faults.clone(),
         mailer: mail.clone(),
         clock: clock.clone(),

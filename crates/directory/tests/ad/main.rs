@@ -262,6 +262,7 @@ async fn reset_can_unlock_and_force_change() {
     let opts = ResetOptions {
         unlock: true,
         must_change: true,
+        replay_of: None,
     };
     ad.reset(&WriteGrant::for_zone_tests(&a), &pw(new), opts)
         .await
