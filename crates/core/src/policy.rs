@@ -96,7 +96,7 @@ impl PasswordPolicy {
         } else {
             self.min_length
         };
-        if count < min { 
+        if count < min {
             out.push(Violation::TooShort { min, actual: count });
         }
         if count > 256 {
@@ -228,7 +228,10 @@ mod tests {
         let check = |pw: &str| p.precheck(&Password::from(pw), "alice.adams", Some("Alice Adams"));
         assert_eq!(check("Zebra-Crossing-42"), vec![]);
         // AD's 7 becomes Entra's 8, said once.
-        assert_eq!(check("Ab1!xyz"), vec![Violation::TooShort { min: 8, actual: 7 }]);
+        assert_eq!(
+            check("Ab1!xyz"),
+            vec![Violation::TooShort { min: 8, actual: 7 }]
+        );
         // Letters without case count for AD, not for Entra; said once.
         assert_eq!(
             check("日本語パスワード1!"),

@@ -50,8 +50,8 @@ impl FlowKind {
             Self::Enroll,
             Self::Receipt,
         ]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

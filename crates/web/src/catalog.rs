@@ -116,6 +116,21 @@ pub static MESSAGES: &[Msg] = &[
         de: "Die Anfrage wurde abgelehnt.",
     },
     Msg {
+        code: "RK-ZONE-001",
+        de: "Dort könnte mehr als ein Konto Ihres sein, deshalb wurde es nicht geändert. Der \
+             Helpdesk kann die Zuordnung korrigieren.",
+    },
+    Msg {
+        code: "RK-ZONE-002",
+        de: "Dieses Konto hat dort eine Administratorrolle, deshalb kann die Selbstbedienung es \
+             nicht zurücksetzen. Wenden Sie sich an den Helpdesk.",
+    },
+    Msg {
+        code: "RK-ZONE-003",
+        de: "Der Verzeichnisdienst ist gerade ausgelastet. Dort wurde noch nichts geändert; \
+             Rekey versucht es selbst erneut.",
+    },
+    Msg {
         // A directory read and a write that was never sent share this code: nothing changed.
         code: "RK-DIR-010",
         de: "Der Verzeichnisdienst ist gerade nicht erreichbar. Es wurde nichts geändert; \
@@ -151,6 +166,15 @@ pub static MESSAGES: &[Msg] = &[
 /// The row for `code`, if the catalog has one.
 pub fn find(code: &str) -> Option<&'static Msg> {
     MESSAGES.iter().find(|m| m.code == code)
+}
+
+/// A zone's message in `lang`, from its code; `english` is the core's message as the zone report
+/// carries it (owned: a report may come back from the store).
+pub fn zone_text(lang: Lang, code: &str, english: &str) -> String {
+    match (lang, find(code)) {
+        (Lang::En, _) | (_, None) => english.to_owned(),
+        (_, Some(m)) => m.text(lang, "").to_owned(),
+    }
 }
 
 /// The message for `code` in `lang`. A code without a row (a bug the tests catch) falls back to
@@ -222,6 +246,8 @@ mod tests {
             InsufficientRights,
             NoSuchUser,
             Refused,
+            Ambiguous,
+            Privileged,
         )
     }
 
@@ -230,6 +256,7 @@ mod tests {
         let mut all = every!(LandingError:
             Rejected { reason: Rejection::Refused, diagnostic: diag() },
             Unavailable { diagnostic: diag() },
+            Throttled { retry_after_ms: Some(1500), diagnostic: diag() },
             Indeterminate { diagnostic: diag() },
         );
         all.extend(
@@ -263,6 +290,7 @@ mod tests {
             lockout_threshold: 0,
             lockout_duration: Duration::ZERO,
             lockout_window: Duration::ZERO,
+            entra_rules: false,
         };
         let mut all = every!(EngineError:
             FlowExpired,

@@ -80,6 +80,21 @@ pub struct Texts {
     pub zone_rejected: &'static str,
     pub zone_indeterminate: &'static str,
     pub zone_failed: &'static str,
+    pub zone_absent: &'static str,
+    pub zone_queued: &'static str,
+    pub zone_pending: &'static str,
+    /// `{}`: seconds.
+    pub zone_synced: &'static str,
+    /// `{}`: minutes.
+    pub zone_not_synced: &'static str,
+    pub zone_active_directory: &'static str,
+    pub zone_entra_id: &'static str,
+    pub sessions_revoked: &'static str,
+    pub sessions_not_revoked: &'static str,
+    pub still_moving: &'static str,
+    pub refresh_now: &'static str,
+    pub policy_entra: &'static str,
+    pub violation_cloud_characters: &'static str,
 }
 
 impl Texts {
@@ -92,7 +107,21 @@ impl Texts {
             "rejected" => self.zone_rejected,
             "indeterminate" => self.zone_indeterminate,
             "failed" => self.zone_failed,
+            "absent" => self.zone_absent,
+            "queued" => self.zone_queued,
+            "pending" => self.zone_pending,
+            "synced" => self.zone_synced,
+            "not_synced" => self.zone_not_synced,
             other => other,
+        }
+    }
+
+    /// A landing zone's name as people know it.
+    #[must_use]
+    pub fn zone_name(&self, zone: rekey_core::ZoneId) -> &'static str {
+        match zone {
+            rekey_core::ZoneId::ActiveDirectory => self.zone_active_directory,
+            rekey_core::ZoneId::EntraId => self.zone_entra_id,
         }
     }
 }
@@ -162,6 +191,19 @@ pub static EN: Texts = Texts {
     zone_rejected: "rejected",
     zone_indeterminate: "indeterminate",
     zone_failed: "failed",
+    zone_absent: "no account there: nothing to do",
+    zone_queued: "not yet: Rekey retries on its own",
+    zone_pending: "waiting for the sync from Active Directory",
+    zone_synced: "synced after {} s",
+    zone_not_synced: "not synced within {} min (your IT team has been told through the audit log)",
+    zone_active_directory: "Active Directory (Windows sign-in, VPN, file shares)",
+    zone_entra_id: "Microsoft 365 (Entra ID)",
+    sessions_revoked: "signed out of existing sessions",
+    sessions_not_revoked: "existing sessions could not be signed out",
+    still_moving: "Not every place has the new password yet. This page refreshes by itself.",
+    refresh_now: "Refresh now",
+    policy_entra: "Microsoft 365 also needs: at least 8 characters; three of upper-case, lower-case, digits, symbols; only letters A–Z, digits, space and common symbols",
+    violation_cloud_characters: "Microsoft 365 accepts only letters A–Z, digits, space and common symbols (no accents or other scripts).",
 };
 
 pub static DE: Texts = Texts {
@@ -228,6 +270,19 @@ pub static DE: Texts = Texts {
     zone_rejected: "abgelehnt",
     zone_indeterminate: "unklar",
     zone_failed: "fehlgeschlagen",
+    zone_absent: "kein Konto dort: nichts zu tun",
+    zone_queued: "noch nicht: Rekey versucht es selbst erneut",
+    zone_pending: "wartet auf die Synchronisierung aus dem Active Directory",
+    zone_synced: "synchronisiert nach {} s",
+    zone_not_synced: "nicht synchronisiert innerhalb von {} min (Ihre IT ist über das Audit-Protokoll informiert)",
+    zone_active_directory: "Active Directory (Windows-Anmeldung, VPN, Dateifreigaben)",
+    zone_entra_id: "Microsoft 365 (Entra ID)",
+    sessions_revoked: "bestehende Sitzungen abgemeldet",
+    sessions_not_revoked: "bestehende Sitzungen konnten nicht abgemeldet werden",
+    still_moving: "Noch nicht überall ist das neue Passwort angekommen. Diese Seite aktualisiert sich selbst.",
+    refresh_now: "Jetzt aktualisieren",
+    policy_entra: "Microsoft 365 verlangt außerdem: mindestens 8 Zeichen; drei von Großbuchstaben, Kleinbuchstaben, Ziffern, Sonderzeichen; nur Buchstaben A–Z, Ziffern, Leerzeichen und übliche Sonderzeichen",
+    violation_cloud_characters: "Microsoft 365 akzeptiert nur Buchstaben A–Z, Ziffern, Leerzeichen und übliche Sonderzeichen (keine Umlaute oder andere Schriften).",
 };
 
 /// An engine error's message in the page's language, by its stable code (see `catalog`).

@@ -106,6 +106,7 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
             get(h::unlock_code).post(h::unlock_code_post),
         )
         .route("/reset/password", get(h::password).post(h::password_post))
+        .route("/reset/done", get(h::done))
         .route(
             "/unlock/confirm",
             get(h::unlock_confirm).post(h::unlock_confirm_post),

@@ -447,3 +447,67 @@ pub(crate) fn set_password(cookies: &str, pw: &str) -> Request<Body> {
         cookies,
     )
 }
+
+/// A synced user's result page: AD landed, Microsoft 365 pending with a `<meta>` refresh and the
+/// receipt in the flow cookie; once the outbox saw the arrival, `/reset/done` shows "synced
+/// after N s" and stops refreshing. A cloud-only account's rules are on the password page.
+#[tokio::test]
+async fn the_result_page_follows_each_zone_until_it_is_final() {
+    use rekey_core::landing::Plan;
+    let (w, cloud) = rekey_core::fakes::cloud_world(5);
+    let app = app(&w);
+    let base = format!("__Host-rekey-csrf={CSRF}");
+    cloud.plan(
+        "normal",
+        Ok(Plan::Sync {
+            handle: "obj-1".into(),
+        }),
+    );
+    let cookies = verified_cookies(&app, &w, &base).await;
+    let (res, body) = send(&app, set_password(&cookies, "Brand-New-Pass-1")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        body.contains(r#"<tr data-state="landed"><td>Active Directory"#),
+        "{body}"
+    );
+    assert!(body.contains(r#"<tr data-state="pending"><td>Microsoft 365 (Entra ID)"#));
+    assert!(body.contains(r#"<meta http-equiv="refresh" content="5">"#));
+    assert!(body.contains(r#"href="/reset/done""#));
+    let receipt = format!("{base}; {}", flow_cookie(&res));
+    // Still pending: the same page again.
+    let (_, body) = send(&app, get("/reset/done", &receipt)).await;
+    assert!(body.contains(r#"data-state="pending""#));
+    // The hash sync ran 94 s after the write; the worker proves it.
+    cloud
+        .arrivals
+        .lock()
+        .unwrap()
+        .insert("obj-1".into(), rekey_core::fakes::T0 + 94);
+    w.clock
+        .0
+        .fetch_add(100, std::sync::atomic::Ordering::Relaxed);
+    w.engine.deliver_outbox().await.unwrap();
+    let (res, body) = send(&app, get("/reset/done", &receipt)).await;
+    assert!(body.contains("synced after 94 s"), "{body}");
+    assert!(
+        !body.contains("http-equiv=\"refresh\""),
+        "final: no more refreshing"
+    );
+    assert!(
+        set_cookies(&res)
+            .iter()
+            .any(|c| c.starts_with("__Host-rekey-flow=;")
+                || (c.starts_with("__Host-rekey-flow=") && c.contains("Max-Age=0")))
+    );
+    // Without a receipt there is nothing to show but a fresh start.
+    let (res, _) = send(&app, get("/reset/done", &base)).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
+    // A cloud-only account: Entra's rules are shown before submitting.
+    let (w, cloud) = rekey_core::fakes::cloud_world(5);
+    let app = self::app(&w);
+    cloud.write("normal");
+    let cookies = verified_cookies(&app, &w, &base).await;
+    let (_, body) = send(&app, get("/reset/password", &cookies)).await;
+    assert!(body.contains("Microsoft 365 also needs"), "{body}");
+}

@@ -12,6 +12,8 @@ pub struct Common {
     pub org: String,
     pub heading: &'static str,
     pub csrf: String,
+    /// Seconds after which the page reloads itself (a `<meta>` refresh: no JavaScript).
+    pub refresh: Option<u32>,
 }
 
 #[derive(Template)]
@@ -75,9 +77,21 @@ pub struct Outcome {
     pub c: Common,
     pub ok: bool,
     pub message: String,
-    /// (zone, outcome text)
-    pub zones: Vec<(String, String)>,
+    pub zones: Vec<ZoneRow>,
     pub support_id: String,
+    /// A zone is still moving: say so, and offer the link the refresh follows.
+    pub moving: bool,
+}
+
+/// One landing zone on the result page.
+pub struct ZoneRow {
+    pub name: &'static str,
+    /// The engine's state word (`landed`, `pending`, …), for tests and styling.
+    pub state: &'static str,
+    /// The state in the page's language, with its number filled in.
+    pub text: String,
+    /// More: the reason of a refusal, or sessions signed out.
+    pub detail: Option<String>,
 }
 
 #[derive(Template)]

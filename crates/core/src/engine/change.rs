@@ -3,8 +3,8 @@
 //! lock the account (invariant 35).
 
 use super::trail::Trail;
-use super::{Engine, EngineError, EngineResult, RequestContext, budget::Reservation};
 use super::zones::ZoneReport;
+use super::{Engine, EngineError, EngineResult, RequestContext, budget::Reservation};
 use crate::account::Account;
 use crate::audit::Operation;
 use crate::landing::{LandingError, Rejection, WriteGrant};

@@ -22,7 +22,9 @@ use super::{Engine, EngineResult, RequestContext};
 use crate::account::{Account, Guid};
 use crate::audit::{Actor, Operation};
 use crate::error::UserFacing;
-use crate::landing::{LandingError, LandingZone, Plan, Rejection, ResetOptions, WriteGrant, ZoneId};
+use crate::landing::{
+    LandingError, LandingZone, Plan, Rejection, ResetOptions, WriteGrant, ZoneId,
+};
 use crate::secret::Password;
 use crate::store::{OutboxItem, OutboxKind};
 
@@ -81,7 +83,13 @@ impl Engine {
         let at = self.now() + wait_after(e, 1);
         let expires = job.since + self.inner.config.zone_retry_window;
         match self
-            .queue_job(OutboxKind::Landing, &job.account.guid, &payload, at, expires)
+            .queue_job(
+                OutboxKind::Landing,
+                &job.account.guid,
+                &payload,
+                at,
+                expires,
+            )
             .await
         {
             Ok(()) => ZoneReport {
@@ -180,7 +188,9 @@ impl Engine {
                         diagnostic: crate::landing::Diagnostic::new(None, "not eligible now"),
                     },
                 );
-                return self.end_job(item, &job.receipt, &job.support_id, trail, report).await;
+                return self
+                    .end_job(item, &job.receipt, &job.support_id, trail, report)
+                    .await;
             }
         };
         trail.target(&account);
@@ -239,9 +249,7 @@ impl Engine {
             replay_of: Some(job.since),
         };
         let new = Password::new(job.password.to_string());
-        let r = zone
-            .reset(&WriteGrant::new(account), &new, options)
-            .await;
+        let r = zone.reset(&WriteGrant::new(account), &new, options).await;
         match r {
             Err(e) if e.rejection().is_none() => again(&e),
             r => ZoneReport::from_result(job.zone, &r),

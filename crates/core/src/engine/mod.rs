@@ -40,8 +40,8 @@ use trail::Trail;
 pub use change::ChangeOutcome;
 pub use enroll::EnrollStep;
 pub use reset::ResetOutcome;
-pub use zones::{ZoneReport, ZoneState};
 pub use state::FlowId;
+pub use zones::{ZoneReport, ZoneState};
 
 /// Tunables, with the defaults the design requires.
 #[derive(Debug, Clone)]

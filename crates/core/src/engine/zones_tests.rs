@@ -67,10 +67,18 @@ fn an_ad_only_user_needs_nothing_in_the_cloud() {
 #[test]
 fn a_synced_user_is_written_on_premises_and_the_cloud_arrival_is_proven() {
     let (w, cloud) = cloud_world(5);
-    cloud.plan("normal", Ok(Plan::Sync { handle: "obj-1".into() }));
+    cloud.plan(
+        "normal",
+        Ok(Plan::Sync {
+            handle: "obj-1".into(),
+        }),
+    );
     let out = reset(&w).unwrap();
     assert_eq!(states(&out), ["landed", "pending"]);
-    assert!(cloud.writes().is_empty(), "a synced account is never PATCHed");
+    assert!(
+        cloud.writes().is_empty(),
+        "a synced account is never PATCHed"
+    );
     assert!(out.landed_everywhere());
     // Not there yet: still pending, and no record for a look that found nothing.
     let before = records(&w).len();
@@ -79,7 +87,11 @@ fn a_synced_user_is_written_on_premises_and_the_cloud_arrival_is_proven() {
     assert_eq!(states(&receipt(&w, &out)), ["landed", "pending"]);
     assert_eq!(records(&w).len(), before);
     // The hash sync ran 94 s after the write.
-    cloud.arrivals.lock().unwrap().insert("obj-1".into(), T0 + 94);
+    cloud
+        .arrivals
+        .lock()
+        .unwrap()
+        .insert("obj-1".into(), T0 + 94);
     advance(&w, 90);
     deliver(&w);
     let done = receipt(&w, &out);
@@ -98,10 +110,19 @@ fn a_synced_user_is_written_on_premises_and_the_cloud_arrival_is_proven() {
 #[test]
 fn a_sync_that_never_comes_ends_not_synced_with_a_record() {
     let (w, cloud) = cloud_world(5);
-    cloud.plan("normal", Ok(Plan::Sync { handle: "obj-1".into() }));
+    cloud.plan(
+        "normal",
+        Ok(Plan::Sync {
+            handle: "obj-1".into(),
+        }),
+    );
     let out = reset(&w).unwrap();
     // An arrival from before the reset is not this password.
-    cloud.arrivals.lock().unwrap().insert("obj-1".into(), T0 - 5);
+    cloud
+        .arrivals
+        .lock()
+        .unwrap()
+        .insert("obj-1".into(), T0 - 5);
     for _ in 0..200 {
         advance(&w, 10);
         deliver(&w);
@@ -131,7 +152,9 @@ fn a_cloud_only_account_is_written_after_ad_with_the_cloud_rules_shown_first() {
     let flow = verified(&w);
     assert!(run(w.engine.reset_policy(&flow)).unwrap().entra_rules);
     // Not printable ASCII: Entra would refuse it, so nothing is written anywhere.
-    let refused = run(w.engine.complete_reset(&ctx(), &flow, &Password::from("Grüne-Wiese-42")));
+    let refused = run(w
+        .engine
+        .complete_reset(&ctx(), &flow, &Password::from("Grüne-Wiese-42")));
     match refused {
         Err(EngineError::Policy { violations, .. }) => {
             assert_eq!(violations, vec![crate::policy::Violation::CloudCharacters]);
@@ -142,7 +165,10 @@ fn a_cloud_only_account_is_written_after_ad_with_the_cloud_rules_shown_first() {
     let out = run(w.engine.complete_reset(&ctx(), &flow, &Password::from(NEW))).unwrap();
     assert_eq!(states(&out), ["landed", "landed"]);
     assert_eq!(out.zones[1].sessions_revoked, Some(true));
-    assert_eq!(cloud.writes(), [format!("reset normal {NEW} replay_of=None")]);
+    assert_eq!(
+        cloud.writes(),
+        [format!("reset normal {NEW} replay_of=None")]
+    );
     let last = records(&w).pop().unwrap();
     assert_eq!(last["result"], "ok");
     assert_eq!(last["zones"][1]["note"], "sessions revoked");
@@ -170,7 +196,9 @@ fn a_privileged_cloud_account_stops_everything_before_any_write() {
     assert_eq!(last["zones"][0]["zone"], "EntraId");
     assert_eq!(last["zones"][0]["code"], "RK-ZONE-002");
     // The same refusal for an operator.
-    let r = run(w.engine.admin_reset(&ctx(), "normal", &Password::from(NEW), Default::default()));
+    let r = run(w
+        .engine
+        .admin_reset(&ctx(), "normal", &Password::from(NEW), Default::default()));
     assert!(matches!(&r, Err(e) if e.code() == "RK-ZONE-002"));
     assert!(w.zone.writes.lock().unwrap().is_empty());
 }
@@ -198,7 +226,10 @@ fn a_cloud_failure_after_ad_landed_is_retried_from_the_outbox_from_the_store() {
     assert_eq!(records(&w).pop().unwrap()["result"], "partial");
     // The sealed job holds the password; the store never sees it in the clear.
     let items = w.store.with(|m| m.outbox.clone());
-    let job = items.iter().find(|i| i.kind == crate::store::OutboxKind::Landing).unwrap();
+    let job = items
+        .iter()
+        .find(|i| i.kind == crate::store::OutboxKind::Landing)
+        .unwrap();
     assert!(!String::from_utf8_lossy(&job.payload).contains(NEW));
     // Everything the retry needs is in the store (the e2e test restarts `rekey serve` for real):
     // the second attempt fails too, the third lands (a verified replay: `replay_of` is the AD
@@ -214,15 +245,35 @@ fn a_cloud_failure_after_ad_landed_is_retried_from_the_outbox_from_the_store() {
     let done = receipt(&w, &out);
     assert_eq!(states(&done), ["landed", "landed"]);
     assert!(done.receipt.is_none());
-    assert_eq!(cloud.writes(), [format!("reset normal {NEW} replay_of=Some({T0})")]);
-    assert!(w.store.with(|m| m.outbox.is_empty()), "the sealed password is gone");
+    assert_eq!(
+        cloud.writes(),
+        [format!("reset normal {NEW} replay_of=Some({T0})")]
+    );
+    assert!(
+        w.store.with(|m| m.outbox.is_empty()),
+        "the sealed password is gone"
+    );
     // One record per zone attempt: the reset (AD + first try), then two retries.
     let recs = records(&w);
     let tail: Vec<(&str, &str)> = recs[recs.len() - 3..]
         .iter()
-        .map(|r| (r["zones"][r["zones"].as_array().unwrap().len() - 1]["outcome"].as_str().unwrap(), r["result"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["zones"][r["zones"].as_array().unwrap().len() - 1]["outcome"]
+                    .as_str()
+                    .unwrap(),
+                r["result"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(tail, [("queued", "partial"), ("queued", "failed"), ("landed", "ok")]);
+    assert_eq!(
+        tail,
+        [
+            ("queued", "partial"),
+            ("queued", "failed"),
+            ("landed", "ok")
+        ]
+    );
     assert_eq!(recs.last().unwrap()["detail"], "outbox retry 2");
     w.audit_ok();
 }
@@ -284,8 +335,13 @@ fn a_retry_window_that_closes_ends_failed_with_a_record() {
 fn a_change_and_an_unlock_are_the_first_zones_alone() {
     let (w, cloud) = cloud_world(5);
     cloud.write("normal");
-    run(w.engine.change(&ctx(), "normal", &Password::from("Old-Password-1"), &Password::from(NEW)))
-        .unwrap();
+    run(w.engine.change(
+        &ctx(),
+        "normal",
+        &Password::from("Old-Password-1"),
+        &Password::from(NEW),
+    ))
+    .unwrap();
     let flow = run(w.engine.start_reset(&ctx(), FlowKind::Unlock, "normal")).unwrap();
     let flow = run(w.engine.verify_reset_code(&ctx(), &flow, &w.last_code())).unwrap();
     let out = run(w.engine.complete_unlock(&ctx(), &flow)).unwrap();

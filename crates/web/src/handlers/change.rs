@@ -94,6 +94,7 @@ pub async fn change_post(
                 ok: true,
                 message: ctx.t.change_done.into(),
                 zones: vec![],
+                moving: false,
                 support_id: out.support_id,
             };
             ctx.render(StatusCode::OK, &page)

@@ -146,6 +146,7 @@ pub async fn enroll_code_post(
                 ok: true,
                 message: ctx.t.enrolled.into(),
                 zones: vec![],
+                moving: false,
                 support_id: ctx.req.support_id.clone(),
             };
             let mut res = ctx.render(StatusCode::OK, &page);

@@ -102,6 +102,7 @@ impl Ctx {
             org: self.org.clone(),
             heading,
             csrf: self.csrf.clone(),
+            refresh: None,
         }
     }
 

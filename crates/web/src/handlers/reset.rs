@@ -9,13 +9,13 @@ use serde::Deserialize;
 
 use super::{Ctx, FlowCookie, ScalarForm};
 use crate::AppState;
-use crate::views::{Field, Form, Outcome};
+use crate::views::{Field, Form, Outcome, ZoneRow};
 use axum::http::header;
-use rekey_core::engine::ResetOutcome;
+use rekey_core::engine::{ResetOutcome, ZoneReport, ZoneState};
 use rekey_core::policy::{PasswordPolicy, PolicySource, Violation};
 use rekey_core::store::FlowKind;
 
-use crate::i18n::{self, Texts};
+use crate::i18n::Texts;
 use crate::security::{self, FLOW_COOKIE};
 
 #[derive(Deserialize)]
@@ -196,6 +196,9 @@ fn rules(t: &Texts, p: &PasswordPolicy) -> Vec<String> {
         );
     }
     out.push(t.policy_banned.into());
+    if p.entra_rules {
+        out.push(t.policy_entra.into());
+    }
     if matches!(p.source, PolicySource::Pso { .. }) {
         out.push(t.policy_source_pso.into());
     }
@@ -209,6 +212,7 @@ fn violation_text(t: &Texts, v: &Violation) -> String {
         Violation::TooLong => t.violation_too_long.into(),
         Violation::Empty => t.violation_empty.into(),
         Violation::Banned => t.violation_banned.into(),
+        Violation::CloudCharacters => t.violation_cloud_characters.into(),
     }
 }
 
@@ -307,27 +311,82 @@ fn outcome(ctx: &Ctx, done: &'static str, out: &ResetOutcome) -> Response {
     } else {
         out.zones
             .iter()
-            .find_map(|z| {
-                z.message
-                    .map(|m| i18n::message(ctx.t, z.code.unwrap_or(""), m).to_owned())
-            })
-            .unwrap_or_default()
+            .find_map(|z| zone_message(ctx.t, z))
+            .unwrap_or_else(|| done.to_owned())
     };
+    let mut c = ctx.common(ctx.t.done_title);
+    if out.receipt.is_some() {
+        c.refresh = Some(REFRESH_SECS);
+    }
     let page = Outcome {
-        c: ctx.common(ctx.t.done_title),
+        c,
         ok,
         message,
-        zones: out
-            .zones
-            .iter()
-            .map(|z| (z.zone.to_string(), z.outcome.to_owned()))
-            .collect(),
+        zones: out.zones.iter().map(|z| zone_row(ctx, z)).collect(),
         support_id: out.support_id.clone(),
+        moving: out.receipt.is_some(),
     };
     let mut res = ctx.render(StatusCode::OK, &page);
-    res.headers_mut()
-        .append(header::SET_COOKIE, security::clear_cookie(FLOW_COOKIE));
+    // While a zone is still moving the flow cookie holds the receipt (the result page's id);
+    // otherwise the flow is over and the cookie goes.
+    let cookie = match &out.receipt {
+        Some(id) => security::host_cookie(FLOW_COOKIE, id, None),
+        None => security::clear_cookie(FLOW_COOKIE),
+    };
+    res.headers_mut().append(header::SET_COOKIE, cookie);
     res
+}
+
+/// A refusal's or failure's message in the page's language.
+fn zone_message(t: &Texts, z: &ZoneReport) -> Option<String> {
+    let english = z.message.as_deref()?;
+    Some(crate::catalog::zone_text(
+        t.lang,
+        z.code.as_deref().unwrap_or(""),
+        english,
+    ))
+}
+
+/// How often a result page with a zone still moving reloads itself (seconds).
+const REFRESH_SECS: u32 = 5;
+
+fn zone_row(ctx: &Ctx, z: &ZoneReport) -> ZoneRow {
+    let t = ctx.t;
+    let state = z.state.as_str();
+    let text = match (z.state, z.secs) {
+        (ZoneState::Synced, Some(s)) => t.zone_synced.replace("{}", &s.to_string()),
+        (ZoneState::NotSynced, Some(s)) => t
+            .zone_not_synced
+            .replace("{}", &((s + 59) / 60).to_string()),
+        _ => t.zone_outcome(state).to_owned(),
+    };
+    let detail = match (z.state, z.sessions_revoked) {
+        (ZoneState::Rejected | ZoneState::Failed | ZoneState::Indeterminate, _) => {
+            zone_message(t, z)
+        }
+        (_, Some(true)) => Some(t.sessions_revoked.to_owned()),
+        (_, Some(false)) => Some(t.sessions_not_revoked.to_owned()),
+        _ => None,
+    };
+    ZoneRow {
+        name: t.zone_name(z.zone),
+        state,
+        text,
+        detail,
+    }
+}
+
+/// The result page of a reset whose zones were still moving; it reloads itself until every
+/// zone is final. Without a receipt (expired, or never one) it starts over.
+pub async fn done(State(s): State<AppState>, ctx: Ctx) -> Response {
+    let receipt = match ctx.flow_or_restart("/") {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    match s.engine.receipt(&receipt).await {
+        Ok(out) => outcome(&ctx, ctx.t.reset_done, &out),
+        Err(e) => ctx.error(&e, "/"),
+    }
 }
 
 #[derive(Deserialize)]
