@@ -105,9 +105,9 @@ fn refused(e: EngineError, support_id: &str) -> CliError {
         EngineError::Landing(l) => {
             tracing::info!(code = e.code(), support_id, diagnostic = %l.diagnostic(), "refused");
         }
-        EngineError::Policy { violations, policy } => {
+        EngineError::Policy { violations, .. } => {
             for v in violations {
-                eprintln!("  {}", violation(v, policy.min_length));
+                eprintln!("  {}", violation(v));
             }
         }
         _ => {}
@@ -116,24 +116,37 @@ fn refused(e: EngineError, support_id: &str) -> CliError {
     CliError::Engine(e)
 }
 
-fn violation(v: &rekey_core::Violation, min: u32) -> String {
+fn violation(v: &rekey_core::Violation) -> String {
     use rekey_core::Violation as V;
     match v {
         V::Empty => "the password is empty".into(),
-        V::TooShort { .. } => format!("shorter than {min} characters"),
+        V::TooShort { min, .. } => format!("shorter than {min} characters"),
         V::TooFewCategories { found } => format!(
             "uses {found} of the character kinds (upper, lower, digit, symbol, other); 3 are needed"
         ),
         V::ContainsName => "contains the account name or part of the display name".into(),
         V::TooLong => "longer than 256 characters".into(),
         V::Banned => "too easy to guess (a banned word, a name or a common pattern)".into(),
+        V::CloudCharacters => {
+            "has characters Entra ID refuses (only printable ASCII: letters, digits, space, \
+             symbols)"
+                .into()
+        }
     }
 }
 
 /// One line per zone, and the support id of the audit record.
 fn print_outcome(sam: &str, what: &str, out: &ResetOutcome) -> Result<(), CliError> {
     for z in &out.zones {
-        println!("{sam}: {what}: {} {}", z.zone, z.outcome);
+        let detail = match (z.secs, &z.code) {
+            (Some(s), _) => format!(" ({s} s)"),
+            (None, Some(code)) => format!(" ({code})"),
+            _ => String::new(),
+        };
+        println!("{sam}: {what}: {} {}{detail}", z.zone, z.state.as_str());
+    }
+    if out.receipt.is_some() {
+        println!("  the rest continues from the outbox of `rekey serve` (audited)");
     }
     println!("  support id {}", out.support_id);
     Ok(())

@@ -246,11 +246,44 @@ pub async fn check(config: &Config) -> Report {
         )),
         Err(e) => passwords.error(e.to_string()),
     }
+    let entra = match config.entra() {
+        Some(e) => entra(e).await,
+        None => Section::not_configured("entra"),
+    };
     Report {
         sections: vec![
-            version, directory, tier, server, store, smtp, scope, engine, passwords,
+            version, directory, tier, server, store, smtp, scope, engine, passwords, entra,
         ],
     }
+}
+
+/// `[entra]`: the credential reads, a token comes, and Graph answers one read with it.
+async fn entra(section: &crate::config::EntraSection) -> Section {
+    let mut s = Section::new("entra");
+    let mut engine = rekey_core::engine::EngineConfig::default();
+    if let Err(e) = section.apply(&mut engine) {
+        s.error(e.to_string());
+    }
+    let zone = match section
+        .zone_config()
+        .map_err(|e| e.to_string())
+        .and_then(|c| rekey_entra::EntraId::new(c).map_err(|e| e.to_string()))
+    {
+        Ok(z) => z,
+        Err(e) => {
+            s.error(e);
+            return s;
+        }
+    };
+    match zone.check().await {
+        Ok(report) => s.info(report.to_string()),
+        Err(e) => s.unavailable(e.to_string()),
+    }
+    s.info(format!(
+        "synced users: proof within {} s (look every {} s); failed cloud writes retried for {} s",
+        engine.sync_deadline, engine.sync_poll, engine.zone_retry_window
+    ));
+    s
 }
 
 /// Connect to all DCs together (PDC emulator, domain SID, policy) and to each one alone.

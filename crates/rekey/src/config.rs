@@ -36,6 +36,17 @@ pub struct Config {
     pub engine: EngineTunables,
     #[serde(default)]
     pub passwords: PasswordsConfig,
+    /// Entra ID (Microsoft 365) as a second landing zone; absent or not enabled: AD only.
+    #[serde(default)]
+    pub entra: Option<EntraSection>,
+}
+
+impl Config {
+    /// The `[entra]` section if it is enabled.
+    #[must_use]
+    pub fn entra(&self) -> Option<&EntraSection> {
+        self.entra.as_ref().filter(|e| e.enabled)
+    }
 }
 
 /// Passwords Rekey refuses in every landing zone, before any is written: evaluated like Entra's
@@ -441,7 +452,10 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
+mod entra;
 mod env;
+
+pub use entra::EntraSection;
 
 mod keys;
 

@@ -132,7 +132,13 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
         ..EngineConfig::default()
     };
     config.engine.apply(&mut engine_config);
-    let zones: Vec<Arc<dyn LandingZone>> = vec![ad.clone()];
+    let mut zones: Vec<Arc<dyn LandingZone>> = vec![ad.clone()];
+    if let Some(entra) = config.entra() {
+        entra.apply(&mut engine_config)?;
+        let zone = rekey_entra::EntraId::new(entra.zone_config()?)
+            .map_err(|e| missing("entra", &e.to_string()))?;
+        zones.push(Arc::new(zone));
+    }
     let mut engine = Engine::new(Parts {
         directory: ad.clone(),
         zones,

@@ -69,6 +69,7 @@ fn adapters_depend_on_core_only() {
         "rekey-store",
         "rekey-notify",
         "rekey-web",
+        "rekey-entra",
     ] {
         assert_eq!(ours(adapter), ["rekey-core"], "{adapter}");
     }
