@@ -3,7 +3,11 @@
 //! - `POST /_double/throttle` — `{"count": N, "retryAfter": "1.5"}`
 //! - `POST /_double/sync` — [`crate::SyncSettings`] `{"paused": bool, "delayMs": N}`
 //! - `POST /_double/token-lifetime` — `{"expiresIn": N}`
-//! - `GET /_double/requests` — the request log; `GET /_double/users/{id}` — a user's full view
+//! - `GET /_double/sync` — the current sync settings
+//! - `GET /_double/requests` — the request log; `GET /_double/users` — every user's full view;
+//!   `GET /_double/users/{id|upn}` — one user's
+//! - `POST /_double/users/{id|upn}/roles` — `{"roles": ["Global Administrator"]}` adds
+//!   directory roles to an existing user
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -16,7 +20,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::model::{AppSpec, SyncSettings, UserSpec, iso8601};
+use crate::model::{AppSpec, SyncSettings, User, UserSpec, iso8601};
 use crate::{Shared, jwt};
 
 pub(crate) fn add_app(shared: &Shared, app: AppSpec) -> Result<(), String> {
@@ -32,9 +36,34 @@ pub(crate) fn add_app(shared: &Shared, app: AppSpec) -> Result<(), String> {
 
 pub(crate) fn user_view(shared: &Shared, id: &str) -> Option<Value> {
     let st = shared.state();
-    let u = st.user_key(id).and_then(|k| st.users.get(&k))?;
+    st.user_key(id).and_then(|k| st.users.get(&k)).map(view)
+}
+
+pub(crate) fn all_users(shared: &Shared) -> Vec<Value> {
+    shared.state().users.values().map(view).collect()
+}
+
+pub(crate) fn grant_roles(shared: &Shared, id: &str, roles: &[String]) -> bool {
+    let mut st = shared.state();
+    let Some(u) = st.user_key(id).and_then(|k| st.users.get_mut(&k)) else {
+        return false;
+    };
+    for r in roles {
+        if !u
+            .spec
+            .directory_roles
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(r))
+        {
+            u.spec.directory_roles.push(r.clone());
+        }
+    }
+    true
+}
+
+fn view(u: &User) -> Value {
     let s = &u.spec;
-    Some(json!({
+    json!({
         "id": s.id,
         "userPrincipalName": s.user_principal_name,
         "displayName": s.display_name,
@@ -42,12 +71,13 @@ pub(crate) fn user_view(shared: &Shared, id: &str) -> Option<Value> {
         "onPremisesSyncEnabled": s.on_premises_sync_enabled,
         "onPremisesImmutableId": s.on_premises_immutable_id,
         "onPremisesSamAccountName": s.on_premises_sam_account_name,
+        "onPremisesDistinguishedName": s.on_premises_distinguished_name,
         "directoryRoles": s.directory_roles,
         "lastPasswordChangeDateTime": iso8601(u.last_password_change),
         "signInSessionsValidFromDateTime": iso8601(u.sessions_valid_from),
         "forceChangePasswordNextSignIn": u.force_change,
         "syncPending": u.pending.is_some(),
-    }))
+    })
 }
 
 #[derive(Deserialize)]
@@ -55,6 +85,12 @@ pub(crate) fn user_view(shared: &Shared, id: &str) -> Option<Value> {
 struct ThrottleBody {
     count: u32,
     retry_after: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RolesBody {
+    roles: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +145,26 @@ async fn get_requests(State(shared): State<Arc<Shared>>) -> Response {
     Json(shared.state().log.clone()).into_response()
 }
 
+async fn get_users(State(shared): State<Arc<Shared>>) -> Response {
+    Json(all_users(&shared)).into_response()
+}
+
+async fn post_roles(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Json(body): Json<RolesBody>,
+) -> StatusCode {
+    if grant_roles(&shared, &id, &body.roles) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+async fn get_sync(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.state().sync).into_response()
+}
+
 async fn get_user(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     match user_view(&shared, &id) {
         Some(v) => Json(v).into_response(),
@@ -119,10 +175,11 @@ async fn get_user(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/_double/apps", post(post_app))
-        .route("/_double/users", post(post_user))
+        .route("/_double/users", post(post_user).get(get_users))
         .route("/_double/users/{id}", get(get_user))
+        .route("/_double/users/{id}/roles", post(post_roles))
         .route("/_double/throttle", post(post_throttle))
-        .route("/_double/sync", post(post_sync))
+        .route("/_double/sync", post(post_sync).get(get_sync))
         .route("/_double/token-lifetime", post(post_lifetime))
         .route("/_double/requests", get(get_requests))
 }

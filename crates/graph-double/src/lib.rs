@@ -47,6 +47,18 @@ pub use reply::cloud_password_ok;
 pub use sync::{BoxFuture, ChangeSource, MemOnPrem, OnPremUser, PasswordOracle};
 pub use token::GRAPH_DEFAULT_SCOPE;
 
+/// An `onPremisesImmutableId` from raw anchor bytes: standard base64 (with padding) of the 16
+/// raw `objectGUID` (or `mS-DS-ConsistencyGuid`) bytes, as Entra Connect writes it.
+pub fn immutable_id(raw_anchor: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(raw_anchor)
+}
+
+/// A fresh random object id (GUID-shaped) for a [`UserSpec`].
+pub fn new_object_id() -> String {
+    model::random_guid()
+}
+
 pub(crate) struct Shared {
     state: Mutex<model::State>,
     pub(crate) oracle: Arc<dyn PasswordOracle>,
@@ -165,6 +177,19 @@ impl Double {
     /// `expires_in` (seconds) of tokens issued from now on.
     pub fn set_token_lifetime(&self, secs: u64) {
         self.shared.state().expires_in = secs;
+    }
+    /// Adds directory roles to an existing user (e.g. `Global Administrator`); false if unknown.
+    pub fn grant_roles(&self, id_or_upn: &str, roles: &[&str]) -> bool {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        control::grant_roles(&self.shared, id_or_upn, &roles)
+    }
+    /// The current sync settings.
+    pub fn sync_settings(&self) -> SyncSettings {
+        self.shared.state().sync
+    }
+    /// Every user's full view (as [`Double::user`]), ordered by object id.
+    pub fn users(&self) -> Vec<Value> {
+        control::all_users(&self.shared)
     }
     /// Requests seen so far (method, path, status, arrival) — no bodies, tokens or passwords.
     pub fn requests(&self) -> Vec<LoggedRequest> {
