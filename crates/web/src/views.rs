@@ -12,8 +12,9 @@ pub struct Common {
     pub org: String,
     pub heading: &'static str,
     pub csrf: String,
-    /// Seconds after which the page reloads itself (a `<meta>` refresh: no JavaScript).
-    pub refresh: Option<u32>,
+    /// Seconds after which the page loads this URL by itself (a `<meta>` refresh: no
+    /// JavaScript). A page answering a POST must name the GET to load, or it reloads the POST.
+    pub refresh: Option<(u32, &'static str)>,
 }
 
 #[derive(Template)]

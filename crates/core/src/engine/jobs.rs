@@ -276,8 +276,10 @@ impl Engine {
             .unwrap_or_default();
         let cfg = &self.inner.config;
         let report = match arrived {
-            Some(at) => ZoneReport {
-                secs: Some((at - job.since).max(0)),
+            // Measured when Rekey saw it (to within `sync_poll`): what the zone reports as the
+            // change time may be the on-premises change itself, not the arrival.
+            Some(_) => ZoneReport {
+                secs: Some((now - job.since).max(0)),
                 ..ZoneReport::new(job.zone, ZoneState::Synced)
             },
             None if now + cfg.sync_poll < item.expires_at => {

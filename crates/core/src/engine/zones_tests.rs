@@ -86,7 +86,7 @@ fn a_synced_user_is_written_on_premises_and_the_cloud_arrival_is_proven() {
     deliver(&w);
     assert_eq!(states(&receipt(&w, &out)), ["landed", "pending"]);
     assert_eq!(records(&w).len(), before);
-    // The hash sync ran 94 s after the write.
+    // The hash sync ran 94 s after the write; Rekey's next look (every 10 s) sees it at 100 s.
     cloud
         .arrivals
         .lock()
@@ -96,13 +96,13 @@ fn a_synced_user_is_written_on_premises_and_the_cloud_arrival_is_proven() {
     deliver(&w);
     let done = receipt(&w, &out);
     assert_eq!(states(&done), ["landed", "synced"]);
-    assert_eq!(done.zones[1].secs, Some(94));
+    assert_eq!(done.zones[1].secs, Some(100));
     assert!(done.receipt.is_none(), "final: the page stops refreshing");
     let last = records(&w).pop().unwrap();
     assert_eq!(last["operation"], "sync_proof");
     assert_eq!(last["actor"], "system");
     assert_eq!(last["support_id"], "RK-TEST-0001", "the reset's support id");
-    assert_eq!(last["zones"][0]["note"], "synced after 94 s");
+    assert_eq!(last["zones"][0]["note"], "synced after 100 s");
     assert_eq!(last["result"], "ok");
     w.audit_ok();
 }

@@ -39,7 +39,7 @@ pub struct EntraSection {
     /// Microsoft Graph's base URL (national clouds differ).
     #[serde(default = "default_graph")]
     pub graph_base_url: String,
-    /// A CA file to trust besides the system's roots (a TLS-inspecting proxy).
+    /// A CA file to trust besides Mozilla's roots (webpki-roots; e.g. a TLS-inspecting proxy).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// The source anchor Entra Connect uses: `consistency_guid` (its default:
@@ -74,6 +74,32 @@ pub struct EntraSection {
 
 fn yes() -> bool {
     true
+}
+
+impl Default for EntraSection {
+    /// What an `[entra]` section with no keys means (disabled).
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            tenant: None,
+            client_id: None,
+            client_secret_file: None,
+            certificate_file: None,
+            private_key_file: None,
+            assertion: default_alg(),
+            login_base_url: default_login(),
+            graph_base_url: default_graph(),
+            ca_file: None,
+            anchor: default_anchor(),
+            match_by_upn: true,
+            refuse_directory_roles: true,
+            revoke_sessions: false,
+            sync_deadline_secs: None,
+            sync_poll_secs: None,
+            retry_window_secs: None,
+            timeout_ms: None,
+        }
+    }
 }
 fn default_alg() -> String {
     "PS256".into()

@@ -432,3 +432,38 @@ fn a_missing_key_file_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn an_empty_entra_section_is_the_default_and_off() {
+    let c = parse(&format!("{GOOD}\n[entra]\n")).unwrap();
+    let entra = c.entra.as_ref().unwrap();
+    assert_eq!(
+        format!("{entra:?}"),
+        format!("{:?}", EntraSection::default())
+    );
+    assert!(c.entra().is_none(), "not enabled");
+    let on = EntraSection {
+        enabled: true,
+        ..EntraSection::default()
+    };
+    let e = on.zone_config().unwrap_err().to_string();
+    assert!(e.contains("entra.tenant"), "{e}");
+    let no_credential = EntraSection {
+        tenant: Some("t".into()),
+        client_id: Some("c".into()),
+        ..on
+    };
+    let e = no_credential.zone_config().unwrap_err().to_string();
+    assert!(e.contains("client_secret_file"), "{e}");
+    let mut engine = rekey_core::engine::EngineConfig::default();
+    let bad = EntraSection {
+        sync_poll_secs: Some(0),
+        ..EntraSection::default()
+    };
+    assert!(
+        bad.apply(&mut engine)
+            .unwrap_err()
+            .to_string()
+            .contains("entra.sync_poll_secs")
+    );
+}

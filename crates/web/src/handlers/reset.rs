@@ -316,7 +316,7 @@ fn outcome(ctx: &Ctx, done: &'static str, out: &ResetOutcome) -> Response {
     };
     let mut c = ctx.common(ctx.t.done_title);
     if out.receipt.is_some() {
-        c.refresh = Some(REFRESH_SECS);
+        c.refresh = Some((REFRESH_SECS, "/reset/done"));
     }
     let page = Outcome {
         c,
