@@ -47,8 +47,10 @@
 //! Screenshots go to `$REKEY_SCREENSHOT_DIR`, or else `<cargo target dir>/screenshots`.
 
 mod browser;
+pub mod cloud;
 pub mod dev;
 mod error;
+pub mod http;
 #[cfg(feature = "portal")]
 pub mod portal;
 mod webdriver;

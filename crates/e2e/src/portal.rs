@@ -22,14 +22,38 @@ pub struct Portal {
     pub url: String,
     pub port: u16,
     pub store: Arc<SqlStore>,
-    dir: PathBuf,
+    /// `None` once handed on to a restarted portal.
+    dir: Option<PathBuf>,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Portal {
     fn drop(&mut self) {
         self.server.abort();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Portal {
+    /// Stop this portal the hard way (its task is aborted mid-work, like a killed process:
+    /// only what the store holds survives) and start a new one over the same SQLite file and
+    /// key, built from scratch by `build_portal` like `rekey serve` after a restart.
+    ///
+    /// # Errors
+    /// What `build_portal` said.
+    pub async fn restart(
+        mut self,
+        dev: &Dev,
+        smtp: &SmtpConfig,
+        tune: impl FnOnce(&mut Config),
+    ) -> Result<Portal, String> {
+        self.server.abort();
+        let _ = (&mut self.server).await;
+        let dir = self.dir.take().ok_or("already restarted")?;
+        drop(self);
+        start_at(dev, smtp, dir, tune).await
     }
 }
 
@@ -68,6 +92,7 @@ pub fn dev_config(dev: &Dev, smtp: &SmtpConfig, dir: &std::path::Path) -> Config
             ..EngineTunables::default()
         },
         passwords: PasswordsConfig::default(),
+        entra: None,
     }
 }
 
@@ -87,6 +112,16 @@ pub async fn start(
     getrandom::fill(&mut key).map_err(|e| e.to_string())?;
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::write(dir.join("rekey.key"), hex).map_err(|e| e.to_string())?;
+    start_at(dev, smtp, dir, tune).await
+}
+
+/// [`start`] in a directory that already holds the key (and maybe a store).
+async fn start_at(
+    dev: &Dev,
+    smtp: &SmtpConfig,
+    dir: PathBuf,
+    tune: impl FnOnce(&mut Config),
+) -> Result<Portal, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -111,7 +146,7 @@ pub async fn start(
         url,
         port,
         store,
-        dir,
+        dir: Some(dir),
         server,
     })
 }

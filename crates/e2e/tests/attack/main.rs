@@ -15,10 +15,10 @@ use rekey_core::store::{Enrollment, MethodKind, Store};
 use rekey_directory::{ActiveDirectory, AdConfig};
 use rekey_e2e::dev::{Dev, User, dev};
 use rekey_notify::testing::{Relay, SmtpSink};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod http;
 use http::*;
+use rekey_e2e::http::{Answer, Client};
 
 /// Largest allowed difference between the p50 of two account classes (invariant 9).
 const MAX_SPREAD: Duration = Duration::from_millis(5);
@@ -32,7 +32,6 @@ const PARALLEL: usize = 30;
 /// machine would measure that test, not the portal.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const SAMPLES: usize = 15;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const WAIT: Duration = Duration::from_secs(10);
 const UNKNOWN: &str = "nobody.at.all";
 
