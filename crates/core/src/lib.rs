@@ -7,6 +7,7 @@
 pub mod account;
 pub mod audit;
 pub mod banned;
+pub mod breached;
 pub mod clock;
 pub mod engine;
 pub mod error;

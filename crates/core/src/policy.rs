@@ -58,6 +58,8 @@ pub enum Violation {
     Banned,
     /// Entra ID accepts printable ASCII only (letters, digits, space and the usual symbols).
     CloudCharacters,
+    /// Seen in known data breaches (`breached::BreachedPasswords`).
+    Breached,
 }
 
 impl PasswordPolicy {

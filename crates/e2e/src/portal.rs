@@ -150,3 +150,27 @@ async fn start_at(
         server,
     })
 }
+
+/// Enroll `u`'s recovery address (`{sam}@home.example`) directly in the portal's store, as
+/// verified long ago (usable at once); returns the address.
+///
+/// # Panics
+/// If the account cannot be read or the store refuses (test fixture).
+#[allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test fixture
+pub async fn enroll(
+    portal: &Portal,
+    ad: &rekey_directory::ActiveDirectory,
+    u: &crate::dev::User,
+) -> String {
+    use rekey_core::store::{Enrollment, MethodKind, Store};
+    let account = ad.account_by_dn(&u.dn).await.unwrap().unwrap();
+    let value = format!("{}@home.example", u.sam);
+    let e = Enrollment {
+        user: account.guid,
+        method: MethodKind::Email,
+        value: value.clone(),
+        verified_at: 0,
+    };
+    portal.store.upsert_enrollment(&e).await.unwrap();
+    value
+}

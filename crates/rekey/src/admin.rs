@@ -127,6 +127,7 @@ fn violation(v: &rekey_core::Violation) -> String {
         V::ContainsName => "contains the account name or part of the display name".into(),
         V::TooLong => "longer than 256 characters".into(),
         V::Banned => "too easy to guess (a banned word, a name or a common pattern)".into(),
+        V::Breached => "appears in known data breaches".into(),
         V::CloudCharacters => {
             "has characters Entra ID refuses (only printable ASCII: letters, digits, space, \
              symbols)"

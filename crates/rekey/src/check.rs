@@ -246,6 +246,27 @@ pub async fn check(config: &Config) -> Report {
         )),
         Err(e) => passwords.error(e.to_string()),
     }
+    match config.passwords.breached() {
+        Ok(None) => passwords.info("breached-password check: off"),
+        Ok(Some(source)) => {
+            // A look-up of a password everyone has leaked proves the source answers.
+            let probe = rekey_core::Password::from("password");
+            match source.times_seen(&probe).await {
+                Ok(Some(n)) => passwords.info(format!(
+                    "breached-password check answers (a well-known password: seen {n} times)"
+                )),
+                Ok(None) => passwords.warn(
+                    "breached-password source answers but does not know \"password\": is it \
+                     the full corpus?",
+                ),
+                Err(e) if config.passwords.breached_fail_closed => passwords.error(format!(
+                    "{e}: with breached_fail_closed every reset is refused while it is down"
+                )),
+                Err(e) => passwords.unavailable(e.to_string()),
+            }
+        }
+        Err(e) => passwords.error(e.to_string()),
+    }
     let entra = match config.entra() {
         Some(e) => entra(e).await,
         None => Section::not_configured("entra"),

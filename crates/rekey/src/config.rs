@@ -65,6 +65,25 @@ pub struct PasswordsConfig {
     /// A file with more terms, one per line (`#` starts a comment).
     #[serde(default)]
     pub banned_terms_file: Option<std::path::PathBuf>,
+    /// Refuse passwords seen in data breaches, asked of an HIBP-style k-anonymity range API at
+    /// this base URL (only a 5-character SHA-1 prefix leaves the server), e.g.
+    /// `https://api.pwnedpasswords.com`. Or use `breached_sha1_file`.
+    #[serde(default)]
+    pub breached_range_url: Option<String>,
+    /// A local file of SHA-1 hashes sorted by hash (`HASH:COUNT` lines, HIBP's downloadable
+    /// "ordered by hash" format): nothing leaves the server.
+    #[serde(default)]
+    pub breached_sha1_file: Option<std::path::PathBuf>,
+    /// Refuse a password seen at least this often (default 1).
+    #[serde(default)]
+    pub breached_min_count: Option<u64>,
+    /// When the source does not answer: refuse the password (true) or let it through with a
+    /// note in the audit record (false, default).
+    #[serde(default)]
+    pub breached_fail_closed: bool,
+    /// How long one range look-up may take (milliseconds, default 2000).
+    #[serde(default)]
+    pub breached_timeout_ms: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -77,6 +96,11 @@ impl Default for PasswordsConfig {
             global_banned_list: true,
             banned_terms: Vec::new(),
             banned_terms_file: None,
+            breached_range_url: None,
+            breached_sha1_file: None,
+            breached_min_count: None,
+            breached_fail_closed: false,
+            breached_timeout_ms: None,
         }
     }
 }
@@ -105,6 +129,50 @@ impl PasswordsConfig {
             rekey_core::banned::BannedList::default()
         };
         Ok(base.with_custom(extra))
+    }
+
+    /// The breached-password source this section configures, if any.
+    ///
+    /// # Errors
+    /// `ConfigError::Key` for both sources at once, or one that cannot be set up (a bad URL, a
+    /// missing or malformed file).
+    pub fn breached(
+        &self,
+    ) -> Result<Option<std::sync::Arc<dyn rekey_core::breached::BreachedPasswords>>, ConfigError>
+    {
+        let bad = |key: &'static str, why: String| ConfigError::Key { key, why };
+        match (&self.breached_range_url, &self.breached_sha1_file) {
+            (Some(_), Some(_)) => Err(bad(
+                "passwords.breached_sha1_file",
+                "set breached_range_url or breached_sha1_file, not both".into(),
+            )),
+            (Some(url), None) => {
+                let mut opts = rekey_breach::RangeOptions {
+                    base_url: url.clone(),
+                    ..rekey_breach::RangeOptions::default()
+                };
+                if let Some(ms) = self.breached_timeout_ms {
+                    opts.timeout = std::time::Duration::from_millis(ms);
+                }
+                let api = rekey_breach::RangeApi::new(&opts)
+                    .map_err(|e| bad("passwords.breached_range_url", e.to_string()))?;
+                Ok(Some(std::sync::Arc::new(api)))
+            }
+            (None, Some(path)) => {
+                let file = rekey_breach::Sha1File::open(path)
+                    .map_err(|e| bad("passwords.breached_sha1_file", e.to_string()))?;
+                Ok(Some(std::sync::Arc::new(file)))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The engine's breach settings.
+    pub fn apply(&self, c: &mut rekey_core::engine::EngineConfig) {
+        if let Some(n) = self.breached_min_count {
+            c.breached_min_count = n.max(1);
+        }
+        c.breached_fail_closed = self.breached_fail_closed;
     }
 }
 

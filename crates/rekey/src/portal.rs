@@ -132,6 +132,7 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
         ..EngineConfig::default()
     };
     config.engine.apply(&mut engine_config);
+    config.passwords.apply(&mut engine_config);
     let mut zones: Vec<Arc<dyn LandingZone>> = vec![ad.clone()];
     if let Some(entra) = config.entra() {
         entra.apply(&mut engine_config)?;
@@ -151,6 +152,7 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
         config: engine_config,
         otp_key,
         banned: config.passwords.banned_list()?,
+        breached: config.passwords.breached()?,
     });
     if background {
         engine = engine.with_background(Arc::new(rekey_web::TokioSpawn));

@@ -70,6 +70,7 @@ fn adapters_depend_on_core_only() {
         "rekey-notify",
         "rekey-web",
         "rekey-entra",
+        "rekey-breach",
     ] {
         assert_eq!(ours(adapter), ["rekey-core"], "{adapter}");
     }

@@ -95,6 +95,16 @@ pub static MESSAGES: &[Msg] = &[
              Wörter, die nichts miteinander zu tun haben.",
     },
     Msg {
+        code: "RK-PWD-008",
+        de: "Dieses Passwort steht in Listen von Passwörtern, die bei Datenlecks bekannt wurden, \
+             deshalb probieren Angreifer es aus. Wählen Sie ein anderes.",
+    },
+    Msg {
+        code: "RK-BREACH-001",
+        de: "Die Passwortprüfung ist gerade nicht verfügbar. Es wurde nichts geändert; versuchen \
+             Sie es in ein paar Minuten erneut.",
+    },
+    Msg {
         code: "RK-PWD-010",
         de: "Das neue Passwort entspricht nicht der Passwortrichtlinie Ihrer Organisation.",
     },
@@ -304,6 +314,8 @@ mod tests {
             Policy { violations: vec![], policy: Box::new(policy) },
             TooSoon { allowed_at: None },
             Banned,
+            Breached,
+            BreachCheck,
             Landing(LandingError::Unavailable { diagnostic: diag() }),
             Directory(DirectoryError::Ambiguous),
             Store(StoreError::Unavailable("down".into())),

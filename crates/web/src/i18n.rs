@@ -95,6 +95,7 @@ pub struct Texts {
     pub refresh_now: &'static str,
     pub policy_entra: &'static str,
     pub violation_cloud_characters: &'static str,
+    pub violation_breached: &'static str,
 }
 
 impl Texts {
@@ -204,6 +205,7 @@ pub static EN: Texts = Texts {
     refresh_now: "Refresh now",
     policy_entra: "Microsoft 365 also needs: at least 8 characters; three of upper-case, lower-case, digits, symbols; only letters A–Z, digits, space and common symbols",
     violation_cloud_characters: "Microsoft 365 accepts only letters A–Z, digits, space and common symbols (no accents or other scripts).",
+    violation_breached: "This password appears in lists leaked in data breaches, so attackers try it. Choose another one.",
 };
 
 pub static DE: Texts = Texts {
@@ -283,6 +285,7 @@ pub static DE: Texts = Texts {
     refresh_now: "Jetzt aktualisieren",
     policy_entra: "Microsoft 365 verlangt außerdem: mindestens 8 Zeichen; drei von Großbuchstaben, Kleinbuchstaben, Ziffern, Sonderzeichen; nur Buchstaben A–Z, Ziffern, Leerzeichen und übliche Sonderzeichen",
     violation_cloud_characters: "Microsoft 365 akzeptiert nur Buchstaben A–Z, Ziffern, Leerzeichen und übliche Sonderzeichen (keine Umlaute oder andere Schriften).",
+    violation_breached: "Dieses Passwort steht in Listen aus Datenlecks, deshalb probieren Angreifer es aus. Wählen Sie ein anderes.",
 };
 
 /// An engine error's message in the page's language, by its stable code (see `catalog`).

@@ -73,7 +73,7 @@ impl Engine {
         if let Some(new) = new {
             let mut policy = self.inner.directory.effective_policy(&account).await?;
             policy.entra_rules = plans.entra_rules();
-            self.precheck(&policy, &account, new)?;
+            self.precheck(trail, &policy, &account, new).await?;
         }
         let ticket = self.ticket(&ctx.support_id);
         let landing = self

@@ -105,6 +105,9 @@ impl Engine {
         if !self.banned_ok(new, &[]) {
             return Err(EngineError::Banned);
         }
+        if !self.breach_ok(trail, new).await? {
+            return Err(EngineError::Breached);
+        }
         let (account, reservation) = self
             .password_attempt(ctx, trail, who, old, EngineError::ChangeRefused)
             .await?;

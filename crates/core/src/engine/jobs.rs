@@ -50,6 +50,23 @@ struct ProofJob {
     support_id: String,
 }
 
+/// A job for one zone.
+trait ForZone {
+    fn zone(&self) -> ZoneId;
+}
+
+impl ForZone for LandingJob {
+    fn zone(&self) -> ZoneId {
+        self.zone
+    }
+}
+
+impl ForZone for ProofJob {
+    fn zone(&self) -> ZoneId {
+        self.zone
+    }
+}
+
 /// Seconds to wait after a zone's failure: its `Retry-After` (rounded up), else backoff.
 fn wait_after(e: &LandingError, attempts: u32) -> i64 {
     match e {
@@ -145,27 +162,36 @@ impl Engine {
         Ok(self.inner.store.enqueue(&item).await?)
     }
 
-    fn zone(&self, id: ZoneId) -> Option<&dyn LandingZone> {
-        self.inner
-            .zones
-            .iter()
-            .find(|z| z.id() == id)
-            .map(AsRef::as_ref)
+    /// A claimed item's job and its zone; `None` (the item given up, with a record) if the
+    /// payload does not unseal under this server's key or the zone is no longer configured.
+    async fn open_job<T: serde::de::DeserializeOwned + ForZone>(
+        &self,
+        item: &OutboxItem,
+    ) -> EngineResult<Option<(T, &dyn LandingZone)>> {
+        let Some(job) = self
+            .unseal_bytes(item)
+            .and_then(|p| serde_json::from_slice::<T>(&p).ok())
+        else {
+            self.job_given_up(item, "unsealable").await?;
+            return Ok(None);
+        };
+        let zone = self.inner.zones.iter().find(|z| z.id() == job.zone());
+        match zone {
+            Some(z) => Ok(Some((job, z.as_ref()))),
+            None => {
+                self.job_given_up(item, "zone_not_configured").await?;
+                Ok(None)
+            }
+        }
     }
 
     /// One attempt at a queued zone write (a claimed `Landing` item).
     pub(crate) async fn continue_landing(&self, item: &OutboxItem) -> EngineResult<()> {
         let now = self.now();
-        let Some(job) = self
-            .unseal_bytes(item)
-            .and_then(|p| serde_json::from_slice::<LandingJob>(&p).ok())
-        else {
-            return self.job_given_up(item, "unsealable").await;
+        let Some((job, zone)) = self.open_job::<LandingJob>(item).await? else {
+            return Ok(());
         };
         let guid = Guid(job.user);
-        let Some(zone) = self.zone(job.zone) else {
-            return self.job_given_up(item, "zone_not_configured").await;
-        };
         let mut trail = Trail::new(Operation::Reset);
         trail.methods(&["outbox"]);
         trail.target_guid(Some(&guid));
@@ -260,14 +286,8 @@ impl Engine {
     /// deadline passed → `not synced within N min`; else look again after `sync_poll`.
     pub(crate) async fn continue_proof(&self, item: &OutboxItem) -> EngineResult<()> {
         let now = self.now();
-        let Some(job) = self
-            .unseal_bytes(item)
-            .and_then(|p| serde_json::from_slice::<ProofJob>(&p).ok())
-        else {
-            return self.job_given_up(item, "unsealable").await;
-        };
-        let Some(zone) = self.zone(job.zone) else {
-            return self.job_given_up(item, "zone_not_configured").await;
+        let Some((job, zone)) = self.open_job::<ProofJob>(item).await? else {
+            return Ok(());
         };
         // A zone that does not answer now is asked again at the next look, like "not yet".
         let arrived = zone

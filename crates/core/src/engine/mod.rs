@@ -79,6 +79,12 @@ pub struct EngineConfig {
     /// How long a later zone's failed write is retried from the outbox (seconds). The sealed
     /// new password stays in the store at most this long.
     pub zone_retry_window: i64,
+    /// Refuse a password seen in breaches at least this often (with `Parts::breached`).
+    pub breached_min_count: u64,
+    /// When the breach source cannot answer: refuse the password (true) or let it through with
+    /// a note in the audit record (false, the default: an outage of a third-party API must not
+    /// stop every reset).
+    pub breached_fail_closed: bool,
     /// Public base URL for links in mail (never the request's Host header, invariant 16).
     pub public_base_url: String,
     pub organisation: String,
@@ -101,6 +107,8 @@ impl Default for EngineConfig {
             sync_deadline: 1800,
             sync_poll: 10,
             zone_retry_window: 3600,
+            breached_min_count: 1,
+            breached_fail_closed: false,
             public_base_url: "https://localhost".into(),
             organisation: "Rekey".into(),
         }
@@ -146,6 +154,12 @@ pub enum EngineError {
     /// The new password contains a banned word or pattern (checked before any zone is asked).
     #[error("RK-PWD-007: the new password is too easy to guess")]
     Banned,
+    /// The new password appears in known breaches (checked before any zone is asked).
+    #[error("RK-PWD-008: the new password appears in known data breaches")]
+    Breached,
+    /// The breached-password source did not answer and the configuration fails closed.
+    #[error("RK-BREACH-001: the breached-password check is unavailable")]
+    BreachCheck,
     /// Minimum password age: the change becomes possible at `allowed_at` (Unix seconds).
     #[error("RK-PWD-004: changed too recently")]
     TooSoon { allowed_at: Option<i64> },
@@ -178,6 +192,8 @@ impl UserFacing for EngineError {
             Self::BadAddress => "RK-ENROLL-002",
             Self::Policy { .. } => "RK-PWD-010",
             Self::Banned => "RK-PWD-007",
+            Self::Breached => "RK-PWD-008",
+            Self::BreachCheck => "RK-BREACH-001",
             Self::TooSoon { .. } => "RK-PWD-004",
             Self::Landing(e) => e.code(),
             Self::Directory(e) => e.code(),
@@ -209,6 +225,14 @@ impl UserFacing for EngineError {
             Self::Banned => {
                 "The new password contains a word, name or pattern that makes it easy to guess. \
                  Choose one that is harder for people to guess, for example a few unrelated words."
+            }
+            Self::Breached => {
+                "This password appears in lists of passwords leaked in data breaches, so \
+                 attackers try it. Choose another one."
+            }
+            Self::BreachCheck => {
+                "The password check is temporarily unavailable. Nothing was changed; try again \
+                 in a few minutes."
             }
             Self::TooSoon { .. } => crate::landing::Rejection::MinAge.message(),
             Self::Landing(e) => e.message(),
@@ -250,6 +274,8 @@ pub struct Parts {
     pub otp_key: [u8; 32],
     /// Banned passwords (shipped list + the admin's terms), checked before any zone is written.
     pub banned: crate::banned::BannedList,
+    /// Known-breached passwords (an HIBP-style range API or a local SHA-1 file), if configured.
+    pub breached: Option<Arc<dyn crate::breached::BreachedPasswords>>,
 }
 
 impl Engine {
@@ -309,8 +335,9 @@ impl Engine {
     /// The reset-time policy check: AD's effective policy as far as it can be seen locally, then
     /// the banned-password evaluation with the user's names and the organisation's. Precise
     /// reasons for people; the zone remains the judge of what we cannot see (history, age).
-    fn precheck(
+    async fn precheck(
         &self,
+        trail: &mut Trail,
         policy: &PasswordPolicy,
         account: &Account,
         new: &crate::secret::Password,
@@ -325,6 +352,9 @@ impl Engine {
         if violations.is_empty() && !self.banned_ok(new, &names) {
             violations.push(Violation::Banned);
         }
+        if violations.is_empty() && !self.breach_ok(trail, new).await? {
+            violations.push(Violation::Breached);
+        }
         if violations.is_empty() {
             Ok(())
         } else {
@@ -332,6 +362,30 @@ impl Engine {
                 violations,
                 policy: Box::new(policy.clone()),
             })
+        }
+    }
+
+    /// The breached-password verdict (`Parts::breached`): `false` if the corpus saw it at least
+    /// `breached_min_count` times. A source that cannot answer is noted in the audit record and
+    /// lets the password through, unless `breached_fail_closed` says to refuse.
+    async fn breach_ok(
+        &self,
+        trail: &mut Trail,
+        new: &crate::secret::Password,
+    ) -> EngineResult<bool> {
+        let Some(source) = &self.inner.breached else {
+            return Ok(true);
+        };
+        match source.times_seen(new).await {
+            Ok(seen) => Ok(seen.is_none_or(|n| n < self.inner.config.breached_min_count)),
+            Err(_) if self.inner.config.breached_fail_closed => {
+                trail.note("breach_check_unavailable");
+                Err(EngineError::BreachCheck)
+            }
+            Err(_) => {
+                trail.note("breach_check_unavailable");
+                Ok(true)
+            }
         }
     }
 

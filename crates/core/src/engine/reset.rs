@@ -268,7 +268,7 @@ impl Engine {
         if let Some(new) = new {
             let mut policy = self.inner.directory.effective_policy(&account).await?;
             policy.entra_rules = plans.entra_rules();
-            self.precheck(&policy, &account, new)?;
+            self.precheck(trail, &policy, &account, new).await?;
         }
         // Claim the flow: a second submit (double click, replay) finds `Landing` and stops.
         self.advance(&loaded, &Step::Landing).await?;

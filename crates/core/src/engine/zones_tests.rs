@@ -38,6 +38,14 @@ fn records(w: &World) -> Vec<Value> {
     })
 }
 
+/// The newest audit record, which must say `ok`; the chain verifies.
+fn ok_record(w: &World) -> Value {
+    let last = records(w).pop().unwrap();
+    assert_eq!(last["result"], "ok", "{last}");
+    w.audit_ok();
+    last
+}
+
 fn advance(w: &World, secs: i64) {
     w.clock.0.fetch_add(secs, Ordering::Relaxed);
 }
@@ -58,10 +66,7 @@ fn an_ad_only_user_needs_nothing_in_the_cloud() {
     assert!(out.landed_everywhere());
     assert!(out.receipt.is_none(), "nothing is still moving");
     assert!(cloud.writes().is_empty());
-    let last = records(&w).pop().unwrap();
-    assert_eq!(last["result"], "ok");
-    assert_eq!(last["zones"][1]["outcome"], "absent");
-    w.audit_ok();
+    assert_eq!(ok_record(&w)["zones"][1]["outcome"], "absent");
 }
 
 #[test]
@@ -169,10 +174,7 @@ fn a_cloud_only_account_is_written_after_ad_with_the_cloud_rules_shown_first() {
         cloud.writes(),
         [format!("reset normal {NEW} replay_of=None")]
     );
-    let last = records(&w).pop().unwrap();
-    assert_eq!(last["result"], "ok");
-    assert_eq!(last["zones"][1]["note"], "sessions revoked");
-    w.audit_ok();
+    assert_eq!(ok_record(&w)["zones"][1]["note"], "sessions revoked");
 }
 
 #[test]
@@ -347,4 +349,57 @@ fn a_change_and_an_unlock_are_the_first_zones_alone() {
     let out = run(w.engine.complete_unlock(&ctx(), &flow)).unwrap();
     assert_eq!(states(&out), ["landed"]);
     assert!(cloud.writes().is_empty());
+}
+
+#[test]
+fn a_breached_password_is_refused_before_any_zone_and_an_outage_is_noted() {
+    let (w, cloud) = cloud_world(5);
+    cloud.write("normal");
+    const LEAKED: &str = "Summer-Holiday-88";
+    w.breached.seen.lock().unwrap().insert(LEAKED.into(), 4021);
+    let flow = verified(&w);
+    match run(w
+        .engine
+        .complete_reset(&ctx(), &flow, &Password::from(LEAKED)))
+    {
+        Err(EngineError::Policy { violations, .. }) => {
+            assert_eq!(violations, vec![crate::policy::Violation::Breached]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(w.zone.writes.lock().unwrap().is_empty() && cloud.writes().is_empty());
+    // A change is asked before the account is looked up: the same answer for every account.
+    let r = run(w.engine.change(
+        &ctx(),
+        "nobody",
+        &Password::from("x"),
+        &Password::from(LEAKED),
+    ));
+    assert!(matches!(r, Err(EngineError::Breached)), "{r:?}");
+    let asked = *w.breached.asked.lock().unwrap();
+    assert_eq!(asked, 2);
+    // The source is down: the reset goes through (fail open, the default) and the record says why.
+    *w.breached.down.lock().unwrap() = true;
+    let out = run(w.engine.complete_reset(&ctx(), &flow, &Password::from(NEW))).unwrap();
+    assert_eq!(states(&out), ["landed", "landed"]);
+    let last = records(&w).pop().unwrap();
+    assert_eq!(last["detail"], "breach_check_unavailable");
+    assert_eq!(last["result"], "ok");
+}
+
+#[test]
+fn a_breach_source_that_is_down_refuses_when_configured_to_fail_closed() {
+    let w = world_config(
+        5,
+        EngineConfig {
+            breached_fail_closed: true,
+            ..EngineConfig::default()
+        },
+    );
+    *w.breached.down.lock().unwrap() = true;
+    let r = reset(&w);
+    assert!(matches!(&r, Err(e) if e.code() == "RK-BREACH-001"), "{r:?}");
+    assert!(w.zone.writes.lock().unwrap().is_empty());
+    let last = records(&w).pop().unwrap();
+    assert_eq!(last["error_code"], "RK-BREACH-001");
 }

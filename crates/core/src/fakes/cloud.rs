@@ -134,3 +134,28 @@ impl LandingZone for FakeCloud {
         Box::pin(ready(Ok(at.filter(|&t| t >= since))))
     }
 }
+
+/// A breach corpus in memory: the passwords listed were seen that often; `down` makes every
+/// look-up fail.
+#[derive(Default)]
+pub struct FakeBreached {
+    pub seen: Mutex<HashMap<String, u64>>,
+    pub down: Mutex<bool>,
+    pub asked: Mutex<u32>,
+}
+
+impl crate::breached::BreachedPasswords for FakeBreached {
+    fn times_seen<'a>(
+        &'a self,
+        password: &'a Password,
+    ) -> BoxFuture<'a, Result<Option<u64>, crate::breached::BreachError>> {
+        *self.asked.lock().unwrap() += 1;
+        if *self.down.lock().unwrap() {
+            return Box::pin(ready(Err(crate::breached::BreachError::Unavailable(
+                "range API timed out".into(),
+            ))));
+        }
+        let n = self.seen.lock().unwrap().get(password.expose()).copied();
+        Box::pin(ready(Ok(n)))
+    }
+}

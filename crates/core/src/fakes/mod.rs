@@ -30,7 +30,7 @@ use crate::secret::Password;
 use crate::store::{Enrollment, MethodKind};
 
 mod cloud;
-pub use cloud::{FakeCloud, throttled, unavailable};
+pub use cloud::{FakeBreached, FakeCloud, throttled, unavailable};
 
 /// Drive a future whose fakes never pend.
 pub fn run<F: Future>(f: F) -> F::Output {
@@ -262,6 +262,7 @@ pub struct World {
     pub faults: Arc<Faulty>,
     pub dir: Arc<FakeDirectory>,
     pub zone: Arc<FakeZone>,
+    pub breached: Arc<FakeBreached>,
     pub mail: Arc<FakeMailer>,
     pub clock: Arc<FixedClock>,
 }
@@ -289,16 +290,25 @@ pub fn account(n: u8, sam: &str, groups: &[u32]) -> Account {
 /// SSPR group RID 2000. Accounts: normal (enrolled), disabled, out of scope, privileged,
 /// unenrolled, locked (AD-locked: still eligible for reset), normal2.
 pub fn world(threshold: u32) -> World {
-    world_with(threshold, None)
+    world_with(threshold, None, EngineConfig::default())
+}
+
+/// `world` with this engine configuration.
+pub fn world_config(threshold: u32, config: EngineConfig) -> World {
+    world_with(threshold, None, config)
 }
 
 /// `world` with a second landing zone after AD (an `EntraId` fake).
 pub fn cloud_world(threshold: u32) -> (World, Arc<FakeCloud>) {
     let cloud = Arc::new(FakeCloud::default());
-    (world_with(threshold, Some(cloud.clone())), cloud)
+    (
+        world_with(threshold, Some(cloud.clone()), EngineConfig::default()),
+        cloud,
+    )
 }
 
-fn world_with(threshold: u32, cloud: Option<Arc<FakeCloud>>) -> World {
+fn world_with(threshold: u32, cloud: Option<Arc<FakeCloud>>, config: EngineConfig) -> World {
+    let breached = Arc::new(FakeBreached::default());
     let domain: Sid = DOMAIN.parse().unwrap();
     let mut disabled = account(2, "disabled", &[2000]);
     disabled.state.enabled = false;
@@ -356,9 +366,10 @@ fn world_with(threshold: u32, cloud: Option<Arc<FakeCloud>>) -> World {
             ..Default::default()
         },
         protected: crate::tier::ProtectedGroups::new(&domain, []),
-        config: EngineConfig::default(),
+        config,
         otp_key: [9; 32],
         banned: crate::banned::BannedList::global(),
+        breached: Some(breached.clone()),
     });
     World {
         engine,
@@ -366,6 +377,7 @@ fn world_with(threshold: u32, cloud: Option<Arc<FakeCloud>>) -> World {
         faults,
         dir,
         zone,
+        breached,
         mail,
         clock,
     }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rekey::config::Config;
-use rekey_core::store::{Enrollment, MethodKind, Store};
 use rekey_directory::{ActiveDirectory, AdConfig};
 use rekey_e2e::dev::{Dev, User, dev};
 use rekey_notify::testing::{Relay, SmtpSink};
@@ -76,16 +75,7 @@ impl Stack {
 
     /// Enroll `u`'s recovery address directly in the store; returns the address.
     async fn enroll(&self, u: &User) -> String {
-        let account = self.ad.account_by_dn(&u.dn).await.unwrap().unwrap();
-        let value = format!("{}@home.example", u.sam);
-        let e = Enrollment {
-            user: account.guid,
-            method: MethodKind::Email,
-            value: value.clone(),
-            verified_at: 0,
-        };
-        self.portal.store.upsert_enrollment(&e).await.unwrap();
-        value
+        rekey_e2e::portal::enroll(&self.portal, &self.ad, u).await
     }
 }
 

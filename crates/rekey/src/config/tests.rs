@@ -467,3 +467,38 @@ fn an_empty_entra_section_is_the_default_and_off() {
             .contains("entra.sync_poll_secs")
     );
 }
+
+#[test]
+fn one_breached_source_at_most_and_each_checked_at_start() {
+    let c = parse(&format!(
+        "{GOOD}\n[passwords]\nbreached_range_url = \"http://example.com\"\n"
+    ))
+    .unwrap();
+    let e = c.passwords.breached().err().unwrap().to_string();
+    assert!(e.contains("passwords.breached_range_url"), "{e}");
+    let c = parse(&format!(
+        "{GOOD}\n[passwords]\nbreached_range_url = \"https://api.pwnedpasswords.com\"\n\
+         breached_sha1_file = \"/nonexistent\"\n"
+    ))
+    .unwrap();
+    let e = c.passwords.breached().err().unwrap().to_string();
+    assert!(e.contains("not both"), "{e}");
+    let c = parse(&format!(
+        "{GOOD}\n[passwords]\nbreached_sha1_file = \"/nonexistent/pwned.txt\"\n"
+    ))
+    .unwrap();
+    let e = c.passwords.breached().err().unwrap().to_string();
+    assert!(e.contains("passwords.breached_sha1_file"), "{e}");
+    let c = parse(&format!(
+        "{GOOD}\n[passwords]\nbreached_range_url = \"https://api.pwnedpasswords.com\"\n\
+         breached_min_count = 10\nbreached_fail_closed = true\n"
+    ))
+    .unwrap();
+    assert!(c.passwords.breached().unwrap().is_some());
+    let mut engine = EngineConfig::default();
+    c.passwords.apply(&mut engine);
+    assert_eq!(
+        (engine.breached_min_count, engine.breached_fail_closed),
+        (10, true)
+    );
+}

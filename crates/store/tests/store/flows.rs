@@ -16,6 +16,10 @@ async fn flow_round_trip_and_expiry(db: TestDb) {
     let mut real = flow("f-real", Some(guid(1)), NOW + 600);
     real.kind = FlowKind::Change;
     let decoy = flow("f-decoy", None, NOW + 600);
+    let mut receipt = flow("f-receipt", Some(guid(1)), NOW + 600);
+    receipt.kind = FlowKind::Receipt;
+    s.insert_flow(&receipt).await.unwrap();
+    assert_eq!(s.flow("f-receipt", NOW).await.unwrap(), Some(receipt));
     s.insert_flow(&real).await.unwrap();
     s.insert_flow(&decoy).await.unwrap();
 

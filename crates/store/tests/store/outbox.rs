@@ -173,9 +173,12 @@ async fn items_round_trip_exactly(db: TestDb) {
     binary.payload = (0..=255u8).chain([0, 0xff, 0xc3]).collect();
     binary.user = Some(guid(0xab));
     binary.attempts = 3;
+    // Every kind comes back as itself.
+    binary.kind = rekey_core::store::OutboxKind::Landing;
     let mut empty = outbox_item("empty", NOW);
     empty.payload = Vec::new();
     empty.user = None;
+    empty.kind = rekey_core::store::OutboxKind::Proof;
     s.enqueue(&binary).await.unwrap();
     s.enqueue(&empty).await.unwrap();
 

@@ -110,7 +110,12 @@ pub async fn change_post(
                 &change_form(&ctx, Some(msg), &f.username, None),
             )
         }
-        Err(e @ (EngineError::ChangeRefused | EngineError::Banned | EngineError::Landing(_))) => {
+        Err(
+            e @ (EngineError::ChangeRefused
+            | EngineError::Banned
+            | EngineError::Breached
+            | EngineError::Landing(_)),
+        ) => {
             let msg = ctx.say(&e);
             ctx.render(
                 StatusCode::OK,

@@ -212,6 +212,7 @@ fn violation_text(t: &Texts, v: &Violation) -> String {
         Violation::TooLong => t.violation_too_long.into(),
         Violation::Empty => t.violation_empty.into(),
         Violation::Banned => t.violation_banned.into(),
+        Violation::Breached => t.violation_breached.into(),
         Violation::CloudCharacters => t.violation_cloud_characters.into(),
     }
 }
