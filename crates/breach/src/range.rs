@@ -4,10 +4,7 @@
 //! `SUFFIX35:COUNT` (LF or CRLF). We always ask for padding (`Add-Padding: true`): the server adds
 //! lines with count 0 so the answer's size says nothing about the prefix; those lines are ignored.
 
-use std::error::Error as _;
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rekey_core::breached::{BreachError, BreachedPasswords};
@@ -67,30 +64,32 @@ impl RangeApi {
     /// [`SetupError::Config`] for a bad URL (not https, http to a non-loopback host, query…), a
     /// zero timeout or an unusable `ca_file`; [`SetupError::Tls`] if the client cannot be built.
     pub fn new(opts: &RangeOptions) -> Result<Self, SetupError> {
-        let (base, loopback) = check_base(&opts.base_url)?;
+        let base = rekey_https::base(&opts.base_url).map_err(|e| SetupError::Config {
+            key: "breach.base_url",
+            why: e.to_string(),
+        })?;
         if opts.timeout.is_zero() {
             return Err(SetupError::Config {
                 key: "breach.timeout",
                 why: "must be more than zero".into(),
             });
         }
-        let tls = tls_config(opts.ca_file.as_deref())?;
-        let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(opts.timeout)
-            .connect_timeout(opts.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("rekey-breach/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(60));
-        if loopback {
-            builder = builder.no_proxy();
-        }
-        let http = builder
-            .build()
-            .map_err(|e| SetupError::Tls(format!("HTTP client: {e}")))?;
+        let http = rekey_https::client(&rekey_https::ClientOptions {
+            ca_file: opts.ca_file.as_deref(),
+            timeout: opts.timeout,
+            user_agent: concat!("rekey-breach/", env!("CARGO_PKG_VERSION")),
+            loopback_only: base.loopback,
+        })
+        .map_err(|e| match e {
+            rekey_https::Error::CaFile(why) => SetupError::Config {
+                key: "breach.ca_file",
+                why,
+            },
+            other => SetupError::Tls(other.to_string()),
+        })?;
         Ok(Self {
             http,
-            base,
+            base: base.url,
             timeout: opts.timeout,
         })
     }
@@ -170,21 +169,7 @@ fn find(body: &[u8], suffix: &[u8]) -> Result<Option<u64>, String> {
 
 /// A short cause without the URL (which holds the prefix only, but we say it ourselves).
 fn transport_error(e: &reqwest::Error, prefix: &str) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connect failed"
-    } else {
-        "no answer"
-    };
-    let mut detail = format!("range {prefix}: {kind}");
-    let mut source = e.source();
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
-    }
-    detail
+    rekey_https::describe(e, &format!("range {prefix}"))
 }
 
 /// The body, or `None` past `MAX_BODY`.
@@ -199,74 +184,18 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Option<Vec<u8>>, req
     Ok(Some(out))
 }
 
-/// `(base without trailing slash, loopback)`: https anywhere, http to a loopback host only.
-fn check_base(value: &str) -> Result<(String, bool), SetupError> {
-    let bad = |why: String| SetupError::Config {
-        key: "breach.base_url",
-        why,
-    };
-    let trimmed = value.trim().trim_end_matches('/');
-    let url = reqwest::Url::parse(trimmed).map_err(|e| bad(format!("'{trimmed}': {e}")))?;
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(bad(format!(
-            "'{trimmed}': a base URL has no query, fragment or user name"
-        )));
-    }
-    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-        return Err(bad(format!("'{trimmed}': no host")));
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => {
-            return Err(bad(format!(
-                "'{trimmed}': plain http is accepted only for a loopback host (tests); use https"
-            )));
-        }
-        other => return Err(bad(format!("'{trimmed}': unsupported scheme '{other}'"))),
-    }
-    Ok((trimmed.to_owned(), loopback))
-}
-
-/// rustls with ring, Mozilla's roots and the configured extra CA.
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, SetupError> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        use rustls_pki_types::CertificateDer;
-        use rustls_pki_types::pem::PemObject;
-        let bad = |why: String| SetupError::Config {
-            key: "breach.ca_file",
-            why: format!("{}: {why}", path.display()),
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| bad(e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(bad("no PEM certificate in it".into()));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| bad(e.to_string()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SetupError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SUFFIX: &[u8] = b"2DC183F740EE76F27B78EB39C8AD972A757";
+
+    fn url(base_url: &str) -> RangeOptions {
+        RangeOptions {
+            base_url: base_url.into(),
+            ..RangeOptions::default()
+        }
+    }
 
     #[test]
     fn base_urls() {
@@ -279,10 +208,10 @@ mod tests {
             "http://localhost:1",
             "http://[::1]:9",
         ] {
-            assert!(check_base(ok).is_ok(), "{ok}");
+            assert!(RangeApi::new(&url(ok)).is_ok(), "{ok}");
         }
         assert_eq!(
-            check_base("https://x.example/p/").unwrap().0,
+            RangeApi::new(&url("https://x.example/p/")).unwrap().base,
             "https://x.example/p"
         );
         for bad in [
@@ -293,7 +222,7 @@ mod tests {
             "https://u@x.example",
             "not a url",
         ] {
-            let e = check_base(bad).unwrap_err();
+            let e = RangeApi::new(&url(bad)).unwrap_err();
             assert_eq!(e.code(), "RK-BREACH-101", "{bad}");
         }
     }

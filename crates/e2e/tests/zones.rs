@@ -158,6 +158,16 @@ impl Stack {
         }
     }
 
+    /// The newest audit record of `operation`.
+    async fn last(&self, operation: &str) -> Value {
+        let records = self.audit().await;
+        let found = records
+            .into_iter()
+            .rev()
+            .find(|r| r["operation"] == operation);
+        found.unwrap_or_else(|| panic!("no {operation} record"))
+    }
+
     /// The audit records, newest last.
     async fn audit(&self) -> Vec<Value> {
         let records = self.portal().store.audit_after(0, 100_000).await.unwrap();
@@ -228,13 +238,7 @@ async fn a_synced_users_reset_lands_in_ad_and_is_proven_in_the_cloud() {
     assert!(done.body.contains(&row(M365, "synced")));
     assert!(!done.body.contains("http-equiv=\"refresh\""), "final");
     assert!(s.cloud.cloud_sign_in(&upn, &new).await, "after the sync");
-    let proof = s
-        .audit()
-        .await
-        .into_iter()
-        .rev()
-        .find(|r| r["operation"] == "sync_proof")
-        .unwrap();
+    let proof = s.last("sync_proof").await;
     let note = proof["zones"][0]["note"].as_str().unwrap().to_owned();
     let secs: u64 = note
         .strip_prefix("synced after ")
@@ -278,13 +282,7 @@ async fn with_the_sync_stopped_the_proof_ends_not_synced_and_says_so() {
         "{}",
         done.body
     );
-    let proof = s
-        .audit()
-        .await
-        .into_iter()
-        .rev()
-        .find(|r| r["operation"] == "sync_proof")
-        .unwrap();
+    let proof = s.last("sync_proof").await;
     assert_eq!(proof["result"], "failed");
     assert_eq!(
         proof["zones"][0]["note"],

@@ -1,7 +1,6 @@
 //! What the zone is configured with, and the checks `EntraId::new` runs on it.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -111,49 +110,13 @@ impl EntraConfig {
     }
 }
 
-/// A checked base URL: no trailing slash, https (or http to a loopback host).
-#[derive(Debug, Clone)]
-pub(crate) struct Base {
-    /// `scheme://authority[/path]` without a trailing slash.
-    pub url: String,
-    /// `host[:port]`, for `Landed::server` and diagnostics.
-    pub host: String,
-    pub loopback: bool,
-}
+pub(crate) use rekey_https::Base;
 
+/// A checked base URL (`rekey_https::base`), errors naming `key`.
 pub(crate) fn base(key: &'static str, value: &str) -> Result<Base, EntraError> {
-    let bad = |why: String| EntraError::Config { key, why };
-    let trimmed = value.trim().trim_end_matches('/');
-    let url = reqwest::Url::parse(trimmed).map_err(|e| bad(format!("'{trimmed}': {e}")))?;
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(bad(format!(
-            "'{trimmed}': a base URL has no query, fragment or user name"
-        )));
-    }
-    let Some(host_str) = url.host_str().filter(|h| !h.is_empty()) else {
-        return Err(bad(format!("'{trimmed}': no host")));
-    };
-    let bare = host_str.trim_start_matches('[').trim_end_matches(']');
-    let loopback = bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => {
-            return Err(bad(format!(
-                "'{trimmed}': plain http is accepted only for a loopback host (tests); use https"
-            )));
-        }
-        other => return Err(bad(format!("'{trimmed}': unsupported scheme '{other}'"))),
-    }
-    let host = match url.port() {
-        Some(p) => format!("{host_str}:{p}"),
-        None => host_str.to_owned(),
-    };
-    Ok(Base {
-        url: trimmed.to_owned(),
-        host,
-        loopback,
+    rekey_https::base(value).map_err(|e| EntraError::Config {
+        key,
+        why: e.to_string(),
     })
 }
 

@@ -1,8 +1,6 @@
 //! Graph over HTTPS: bearer tokens (a 401 refreshes once), `client-request-id` on every call,
 //! 429 waited out inline when short, everything else handed back typed.
 
-use std::error::Error as _;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,22 +31,10 @@ pub(crate) struct Transport {
 
 /// The error chain of a reqwest error, without its URL.
 pub(crate) fn transport_error(e: &reqwest::Error, what: &str) -> Transport {
-    let sent = !(e.is_connect() || e.is_builder());
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connect failed"
-    } else {
-        "no answer"
-    };
-    let mut detail = format!("{what}: {kind}");
-    let mut source = e.source();
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
+    Transport {
+        sent: !(e.is_connect() || e.is_builder()),
+        detail: rekey_https::describe(e, what),
     }
-    Transport { sent, detail }
 }
 
 /// Reads a body up to `MAX_BODY`.
@@ -291,37 +277,6 @@ fn fault(status: u16, body: &[u8], request_id: Option<String>, crid: String) -> 
     }
 }
 
-/// rustls with ring, Mozilla's roots and the configured extra CA.
-pub(crate) fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, EntraError> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        use rustls_pki_types::CertificateDer;
-        use rustls_pki_types::pem::PemObject;
-        let bad = |why: String| EntraError::Config {
-            key: "entra.ca_file",
-            why: format!("{}: {why}", path.display()),
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| bad(e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(bad("no PEM certificate in it".into()));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| bad(e.to_string()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| EntraError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,12 +296,5 @@ mod tests {
             f.detail(),
             "HTTP 502 - (request-id h-1, client-request-id c-2)"
         );
-    }
-
-    #[test]
-    fn missing_ca_file_is_a_config_error() {
-        let e = tls_config(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
-        assert!(e.to_string().starts_with("RK-ENTRA-001"), "{e}");
-        assert!(tls_config(None).is_ok());
     }
 }

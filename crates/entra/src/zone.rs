@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::assertion::AssertionSigner;
 use crate::config::{self, Anchor, Credential, EntraConfig};
-use crate::http::{CallError, Graph, Verb, tls_config};
+use crate::http::{CallError, Graph, Verb};
 use crate::token::{TokenCredential, Tokens};
 use crate::util::{ceil_ms, odata_string, parse_iso8601, percent_encode};
 use crate::{CheckReport, EntraError, immutable_id};
@@ -103,20 +103,19 @@ impl EntraId {
                 &cert_pem, &key_pem, alg,
             )?)),
         };
-        let tls = tls_config(cfg.ca_file.as_deref())?;
-        let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("rekey/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(60));
-        if login.loopback && graph.loopback {
-            builder = builder.no_proxy();
-        }
-        let http = builder
-            .build()
-            .map_err(|e| EntraError::Tls(format!("HTTP client: {e}")))?;
+        let http = rekey_https::client(&rekey_https::ClientOptions {
+            ca_file: cfg.ca_file.as_deref(),
+            timeout: cfg.timeout,
+            user_agent: concat!("rekey/", env!("CARGO_PKG_VERSION")),
+            loopback_only: login.loopback && graph.loopback,
+        })
+        .map_err(|e| match e {
+            rekey_https::Error::CaFile(why) => EntraError::Config {
+                key: "entra.ca_file",
+                why,
+            },
+            other => EntraError::Tls(other.to_string()),
+        })?;
         let tokens = Tokens::new(
             format!("{}/{tenant}/oauth2/v2.0/token", login.url),
             client_id.to_owned(),

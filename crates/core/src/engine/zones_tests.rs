@@ -46,6 +46,16 @@ fn ok_record(w: &World) -> Value {
     last
 }
 
+/// `normal` has a synced cloud twin, `obj-1`.
+fn synced(cloud: &FakeCloud) {
+    cloud.plan(
+        "normal",
+        Ok(Plan::Sync {
+            handle: "obj-1".into(),
+        }),
+    );
+}
+
 fn advance(w: &World, secs: i64) {
     w.clock.0.fetch_add(secs, Ordering::Relaxed);
 }
@@ -72,12 +82,7 @@ fn an_ad_only_user_needs_nothing_in_the_cloud() {
 #[test]
 fn a_synced_user_is_written_on_premises_and_the_cloud_arrival_is_proven() {
     let (w, cloud) = cloud_world(5);
-    cloud.plan(
-        "normal",
-        Ok(Plan::Sync {
-            handle: "obj-1".into(),
-        }),
-    );
+    synced(&cloud);
     let out = reset(&w).unwrap();
     assert_eq!(states(&out), ["landed", "pending"]);
     assert!(
@@ -115,12 +120,7 @@ fn a_synced_user_is_written_on_premises_and_the_cloud_arrival_is_proven() {
 #[test]
 fn a_sync_that_never_comes_ends_not_synced_with_a_record() {
     let (w, cloud) = cloud_world(5);
-    cloud.plan(
-        "normal",
-        Ok(Plan::Sync {
-            handle: "obj-1".into(),
-        }),
-    );
+    synced(&cloud);
     let out = reset(&w).unwrap();
     // An arrival from before the reset is not this password.
     cloud

@@ -93,11 +93,7 @@ async fn a_401_is_retried_once_with_a_fresh_token() {
         .plan(&account(1, "ann", None))
         .await
         .unwrap_err();
-    assert_eq!(
-        err.rejection(),
-        Some(Rejection::InsufficientRights),
-        "{err}"
-    );
+    refused(&err, Rejection::InsufficientRights);
     assert_eq!(stub.seen().len(), 4, "token, call, token, call");
 }
 
@@ -161,7 +157,7 @@ async fn server_errors_split_by_status() {
     let err = reset_against(&stub, Duration::from_secs(5))
         .await
         .unwrap_err();
-    assert_eq!(err.rejection(), Some(Rejection::InsufficientRights));
+    refused(&err, Rejection::InsufficientRights);
 
     let stub = Stub::start(graph(|_| {
         Answer::Reply(404, &[], graph_error("Request_ResourceNotFound"))
@@ -170,7 +166,7 @@ async fn server_errors_split_by_status() {
     let err = reset_against(&stub, Duration::from_secs(5))
         .await
         .unwrap_err();
-    assert_eq!(err.rejection(), Some(Rejection::NoSuchUser));
+    refused(&err, Rejection::NoSuchUser);
 
     let stub = Stub::start(graph(|_| {
         Answer::Reply(400, &[], graph_error("Request_BadRequest"))

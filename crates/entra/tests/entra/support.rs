@@ -24,6 +24,20 @@ pub const PERMS: &[&str] = &[
     "User.RevokeSessions.All",
 ];
 
+/// `err` is a refusal for `reason`; its diagnostic.
+pub fn refused(
+    err: &rekey_core::LandingError,
+    reason: rekey_core::Rejection,
+) -> &rekey_core::Diagnostic {
+    match err {
+        rekey_core::LandingError::Rejected {
+            reason: r,
+            diagnostic,
+        } if *r == reason => diagnostic,
+        other => panic!("expected {reason:?}, got {other:?}"),
+    }
+}
+
 pub fn now() -> i64 {
     i64::try_from(
         SystemTime::now()
