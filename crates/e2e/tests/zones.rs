@@ -463,3 +463,83 @@ async fn the_browser_shows_each_zone_and_the_page_follows_the_sync() {
     assert!(text.contains("synced after"), "{text}");
     b.screenshot("zones-02-synced").await.unwrap();
 }
+
+/// A local HIBP-style range server (`GET /range/{5 hex}` → `SUFFIX:COUNT` lines) that knows one
+/// password; returns its base URL and the paths it was asked.
+async fn range_server(leaked: &str) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use sha1::Digest as _;
+    let hex: String = sha1::Sha1::digest(leaked.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let (prefix, suffix) = hex.split_at(5);
+    let body = format!("0018A45C4D1DEF81644B54AB7F969B88D65:1\r\n{suffix}:4021\r\n");
+    let (prefix, asked) = (
+        prefix.to_owned(),
+        Arc::new(std::sync::Mutex::new(Vec::new())),
+    );
+    let seen = asked.clone();
+    let app = axum::Router::new().route(
+        "/range/{prefix}",
+        axum::routing::get(move |axum::extract::Path(p): axum::extract::Path<String>| {
+            seen.lock().unwrap().push(format!("/range/{p}"));
+            let answer = if p == prefix {
+                body.clone()
+            } else {
+                String::new() + "0018A45C4D1DEF81644B54AB7F969B88D65:1\r\n"
+            };
+            async move { answer }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, asked)
+}
+
+#[tokio::test]
+async fn a_breached_password_is_refused_before_either_zone_and_only_a_prefix_leaves() {
+    let d = dev();
+    const LEAKED: &str = "Harbor-Lamp-Leaked-77";
+    let (url, asked) = range_server(LEAKED).await;
+    let mut cfg = AdConfig::new(d.urls(), d.get("REKEY_DEV_SVC_DN"));
+    cfg.ca_file = Some(d.get("REKEY_DEV_CA_FILE").into());
+    cfg.bind_password_file = Some(d.get("REKEY_DEV_SVC_PASSWORD_FILE").into());
+    let ad = Arc::new(ActiveDirectory::connect(&cfg).await.unwrap());
+    let dir = std::env::temp_dir().join(format!("rekey-breach-{}", std::process::id()));
+    let cloud = Cloud::start(&d, &dir).await;
+    let sink = SmtpSink::start();
+    let entra = tune(&cloud, 60);
+    let portal = portal::start(&d, &sink.mailer_config(), move |c| {
+        entra(c);
+        c.passwords.breached_range_url = Some(url);
+    })
+    .await
+    .unwrap();
+    let s = Stack {
+        portal: Some(portal),
+        sink,
+        ad,
+        cloud,
+        sync_deadline_secs: 60,
+    };
+    let (u, upn) = cloud_only(&s, &d, "breachedz").await;
+    let (_, a) = s.reset(&u, LEAKED).await;
+    assert!(a.body.contains("leaked in data breaches"), "{}", a.body);
+    assert_ne!(d.bind(&u.dn, LEAKED).await.0, 0, "AD untouched");
+    assert!(
+        !s.cloud.cloud_sign_in(&upn, LEAKED).await,
+        "Entra untouched"
+    );
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(
+        asked[0].len(),
+        "/range/".len() + 5,
+        "only a 5-hex prefix: {asked:?}"
+    );
+    // Another password passes the same check and lands in both zones.
+    let new = new_password("breachedz");
+    let (_, a) = s.reset(&u, &new).await;
+    assert!(a.body.contains(&row(M365, "landed")), "{}", a.body);
+}

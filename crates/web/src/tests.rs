@@ -488,7 +488,7 @@ async fn the_result_page_follows_each_zone_until_it_is_final() {
         .fetch_add(100, std::sync::atomic::Ordering::Relaxed);
     w.engine.deliver_outbox().await.unwrap();
     let (res, body) = send(&app, get("/reset/done", &receipt)).await;
-    assert!(body.contains("synced after 100 s"), "{body}");
+    assert!(body.contains("synced after 100\u{a0}s"), "{body}");
     assert!(
         !body.contains("http-equiv=\"refresh\""),
         "final: no more refreshing"
