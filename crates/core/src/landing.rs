@@ -191,8 +191,9 @@ impl UserFacing for Rejection {
                  can fix the match."
             }
             Self::Privileged => {
-                "This account holds an administrator role there, so self-service cannot reset it. \
-                 Contact the helpdesk."
+                "This account holds an administrator role in a connected service (such as \
+                 Microsoft 365), so self-service cannot reset it. Nothing was changed; contact \
+                 the helpdesk."
             }
         }
     }

@@ -132,8 +132,9 @@ pub static MESSAGES: &[Msg] = &[
     },
     Msg {
         code: "RK-ZONE-002",
-        de: "Dieses Konto hat dort eine Administratorrolle, deshalb kann die Selbstbedienung es \
-             nicht zurücksetzen. Wenden Sie sich an den Helpdesk.",
+        de: "Dieses Konto hat in einem verbundenen Dienst (etwa Microsoft 365) eine \
+             Administratorrolle, deshalb kann die Selbstbedienung es nicht zurücksetzen. Es wurde \
+             nichts geändert; wenden Sie sich an den Helpdesk.",
     },
     Msg {
         code: "RK-ZONE-003",
