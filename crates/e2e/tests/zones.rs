@@ -336,6 +336,8 @@ async fn a_cloud_admin_is_refused_before_anything_is_written() {
     let new = new_password("admin");
     let (_, a) = s.reset(&u, &new).await;
     assert!(a.body.contains("administrator role"), "{}", a.body);
+    assert!(a.body.contains("RK-ZONE-002"), "the error page with its code");
+    assert!(!a.body.contains("new_password"), "not the password form again");
     assert_ne!(d.bind(&u.dn, &new).await.0, 0, "AD untouched");
     assert_eq!(d.bind(&u.dn, &u.password).await.0, 0);
     let last = s.audit().await.pop().unwrap();

@@ -261,10 +261,14 @@ impl Engine {
             }
         };
         trail.target(&account);
-        let plans = self
-            .plans(trail, &account)
-            .await
-            .map_err(EngineError::Landing)?;
+        let plans = match self.plans(trail, &account).await {
+            Ok(plans) => plans,
+            Err(refused) => {
+                // Not a matter of choosing another password: the flow ends here.
+                let _ = self.forget(flow).await;
+                return Err(EngineError::Landing(refused));
+            }
+        };
         if let Some(new) = new {
             let mut policy = self.inner.directory.effective_policy(&account).await?;
             policy.entra_rules = plans.entra_rules();

@@ -190,6 +190,11 @@ fn a_privileged_cloud_account_stops_everything_before_any_write() {
     let flow = verified(&w);
     let r = run(w.engine.complete_reset(&ctx(), &flow, &Password::from(NEW)));
     assert!(matches!(&r, Err(e) if e.code() == "RK-ZONE-002"), "{r:?}");
+    // The flow is over: no other password would help.
+    assert!(matches!(
+        run(w.engine.reset_verified(&flow)),
+        Err(EngineError::FlowExpired)
+    ));
     assert!(w.zone.writes.lock().unwrap().is_empty(), "AD untouched");
     assert!(cloud.writes().is_empty());
     let last = records(&w).pop().unwrap();

@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use rekey_core::Password;
 use rekey_core::engine::EngineError;
+use rekey_core::{LandingError, Password, Rejection};
 use serde::Deserialize;
 
 use super::{Ctx, FlowCookie, ScalarForm};
@@ -297,6 +297,13 @@ pub async fn password_post(
                 .join(" · ");
             again(None, (Some(msg), None)).await
         }
+        // A zone refused the account itself (privileged there): no other password helps.
+        Err(
+            e @ EngineError::Landing(LandingError::Rejected {
+                reason: Rejection::Privileged,
+                ..
+            }),
+        ) => ctx.error(&e, "/"),
         Err(e @ EngineError::Landing(_)) => {
             let msg = ctx.say(&e);
             again(Some(msg), (None, None)).await
