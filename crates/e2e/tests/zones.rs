@@ -336,8 +336,14 @@ async fn a_cloud_admin_is_refused_before_anything_is_written() {
     let new = new_password("admin");
     let (_, a) = s.reset(&u, &new).await;
     assert!(a.body.contains("administrator role"), "{}", a.body);
-    assert!(a.body.contains("RK-ZONE-002"), "the error page with its code");
-    assert!(!a.body.contains("new_password"), "not the password form again");
+    assert!(
+        a.body.contains("RK-ZONE-002"),
+        "the error page with its code"
+    );
+    assert!(
+        !a.body.contains("new_password"),
+        "not the password form again"
+    );
     assert_ne!(d.bind(&u.dn, &new).await.0, 0, "AD untouched");
     assert_eq!(d.bind(&u.dn, &u.password).await.0, 0);
     let last = s.audit().await.pop().unwrap();
@@ -544,4 +550,33 @@ async fn a_breached_password_is_refused_before_either_zone_and_only_a_prefix_lea
     let new = new_password("breachedz");
     let (_, a) = s.reset(&u, &new).await;
     assert!(a.body.contains(&row(M365, "landed")), "{}", a.body);
+}
+
+#[tokio::test]
+async fn a_change_with_the_current_password_reaches_the_cloud_twin_too() {
+    let d = dev();
+    let s = stack(&d, 60).await;
+    let (u, upn) = cloud_only(&s, &d, "changez").await;
+    let new = new_password("changez");
+    let c = Client::new(s.portal().port).await;
+    let a = c
+        .post(
+            "/change",
+            None,
+            &[
+                ("username", u.sam.as_str()),
+                ("current_password", u.password.as_str()),
+                ("new_password", new.as_str()),
+                ("confirm_password", new.as_str()),
+            ],
+        )
+        .await;
+    assert!(a.body.contains(&row(AD, "landed")), "{}", a.body);
+    assert!(a.body.contains(&row(M365, "landed")));
+    assert_eq!(d.bind(&u.dn, &new).await.0, 0);
+    assert!(s.cloud.cloud_sign_in(&upn, &new).await);
+    assert!(!s.cloud.cloud_sign_in(&upn, OLD_CLOUD).await);
+    let last = s.last("change").await;
+    assert_eq!(last["result"], "ok");
+    assert_eq!(last["zones"][1]["outcome"], "landed");
 }

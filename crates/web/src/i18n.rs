@@ -96,6 +96,7 @@ pub struct Texts {
     pub policy_entra: &'static str,
     pub violation_cloud_characters: &'static str,
     pub violation_breached: &'static str,
+    pub partly_done: &'static str,
 }
 
 impl Texts {
@@ -206,6 +207,7 @@ pub static EN: Texts = Texts {
     policy_entra: "Microsoft 365 also needs: at least 8 characters; three of upper-case, lower-case, digits, symbols; only letters A–Z, digits, space and common symbols",
     violation_cloud_characters: "Microsoft 365 accepts only letters A–Z, digits, space and common symbols (no accents or other scripts).",
     violation_breached: "This password appears in lists leaked in data breaches, so attackers try it. Choose another one.",
+    partly_done: "The new password is set in Active Directory, but not everywhere yet: see each place below.",
 };
 
 pub static DE: Texts = Texts {
@@ -286,6 +288,7 @@ pub static DE: Texts = Texts {
     policy_entra: "Microsoft 365 verlangt außerdem: mindestens 8 Zeichen; drei von Großbuchstaben, Kleinbuchstaben, Ziffern, Sonderzeichen; nur Buchstaben A–Z, Ziffern, Leerzeichen und übliche Sonderzeichen",
     violation_cloud_characters: "Microsoft 365 akzeptiert nur Buchstaben A–Z, Ziffern, Leerzeichen und übliche Sonderzeichen (keine Umlaute oder andere Schriften).",
     violation_breached: "Dieses Passwort steht in Listen aus Datenlecks, deshalb probieren Angreifer es aus. Wählen Sie ein anderes.",
+    partly_done: "Das neue Passwort ist im Active Directory gesetzt, aber noch nicht überall: Details unten.",
 };
 
 /// An engine error's message in the page's language, by its stable code (see `catalog`).

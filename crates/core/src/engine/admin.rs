@@ -66,10 +66,13 @@ impl Engine {
         options: ResetOptions,
     ) -> EngineResult<ResetOutcome> {
         let account = self.operator_target(trail, who).await?;
-        let plans = self
-            .plans(trail, &account)
-            .await
-            .map_err(EngineError::Landing)?;
+        let plans = match new {
+            None => super::zones::Plans::none(),
+            Some(_) => self
+                .plans(trail, &account)
+                .await
+                .map_err(EngineError::Landing)?,
+        };
         if let Some(new) = new {
             let mut policy = self.inner.directory.effective_policy(&account).await?;
             policy.entra_rules = plans.entra_rules();

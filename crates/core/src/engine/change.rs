@@ -3,18 +3,16 @@
 //! lock the account (invariant 35).
 
 use super::trail::Trail;
-use super::zones::ZoneReport;
+use super::zones::{Landing, ZoneReport};
 use super::{Engine, EngineError, EngineResult, RequestContext, budget::Reservation};
 use crate::account::Account;
 use crate::audit::Operation;
-use crate::landing::{LandingError, Rejection, WriteGrant};
+use crate::landing::{LandingError, Rejection, ResetOptions, WriteGrant};
 use crate::secret::Password;
 
-/// A completed change.
-#[derive(Debug, Clone)]
-pub struct ChangeOutcome {
-    pub support_id: String,
-}
+/// A completed change: AD changed; later zones as for a reset (a separately managed cloud
+/// account is written with the new password, a synced one is watched).
+pub type ChangeOutcome = super::ResetOutcome;
 
 /// Rejections that prove the DC accepted the current password (it checks that first): the
 /// attempt cost the account nothing.
@@ -112,11 +110,12 @@ impl Engine {
             .password_attempt(ctx, trail, who, old, EngineError::ChangeRefused)
             .await?;
         let grant = WriteGrant::new(&account);
-        // A change is the judge's alone (AD verifies the old password, history and age; no
-        // other zone can): synced accounts receive it by sync, as from any Windows change.
+        let mut landing = Landing::default();
+        // The change itself is the judge's alone (AD verifies the old password, history and age;
+        // no other zone can).
         if let Some(zone) = self.inner.zones.first() {
             let r = zone.change(&grant, old, new).await;
-            trail.zone(ZoneReport::from_result(zone.id(), &r).audit());
+            landing.push(trail, ZoneReport::from_result(zone.id(), &r));
             if let Err(e) = r {
                 self.settle(reservation, password_was_right(&e)).await;
                 return self.change_failed(trail, &account, e).await;
@@ -124,9 +123,21 @@ impl Engine {
             trail.landed();
         }
         self.settle(reservation, true).await;
+        // Then the later zones, as after a reset: a separately managed cloud account would keep
+        // the old password otherwise. A refusal there (privileged) is that zone's outcome: AD
+        // has already changed, by the user's own hand.
+        let ticket = self.ticket(&ctx.support_id);
+        if self.inner.zones.len() > 1 {
+            let plans = self.ask_plans(&account).await;
+            let options = ResetOptions::default();
+            self.land_later(trail, &account, new, options, &plans, &ticket, &mut landing)
+                .await;
+        }
         let _ = self.inner.store.delete_user_flows(&account.guid).await;
         self.notify_done(&account, Operation::Change).await;
         Ok(ChangeOutcome {
+            receipt: self.keep_receipt(&ticket, &account, &landing).await,
+            zones: landing.reports,
             support_id: ctx.support_id.clone(),
         })
     }

@@ -261,7 +261,12 @@ impl Engine {
             }
         };
         trail.target(&account);
-        let plans = match self.plans(trail, &account).await {
+        let plans = match new {
+            // An unlock is AD's alone: later zones are not asked.
+            None => Ok(super::zones::Plans::none()),
+            Some(_) => self.plans(trail, &account).await,
+        };
+        let plans = match plans {
             Ok(plans) => plans,
             Err(refused) => {
                 // Not a matter of choosing another password: the flow ends here.

@@ -175,7 +175,7 @@ impl Landing {
         self.reports.iter().any(|r| !r.state.is_final())
     }
 
-    fn push(&mut self, trail: &mut Trail, report: ZoneReport) {
+    pub(crate) fn push(&mut self, trail: &mut Trail, report: ZoneReport) {
         trail.zone(report.audit());
         self.reports.push(report);
     }
@@ -186,6 +186,11 @@ impl Landing {
 pub(crate) struct Plans(Vec<Result<Plan, LandingError>>);
 
 impl Plans {
+    /// No plans: an unlock is the first zone's alone, so later zones are not asked.
+    pub fn none() -> Self {
+        Self(Vec::new())
+    }
+
     /// Whether a zone will write with Entra ID's cloud rules (merged into the policy shown).
     pub fn entra_rules(&self) -> bool {
         self.0
@@ -209,17 +214,33 @@ impl Engine {
         trail: &mut Trail,
         account: &Account,
     ) -> Result<Plans, LandingError> {
+        let plans = self.ask_plans(account).await;
+        let refused = self
+            .inner
+            .zones
+            .iter()
+            .zip(&plans.0)
+            .find_map(|(zone, plan)| match plan {
+                Err(e @ LandingError::Rejected { .. }) => Some((zone.id(), e.clone())),
+                _ => None,
+            });
+        match refused {
+            Some((zone, e)) => {
+                trail.note("refused_before_writing");
+                trail.zone(ZoneReport::failure(zone, ZoneState::Rejected, &e).audit());
+                Err(e)
+            }
+            None => Ok(plans),
+        }
+    }
+
+    /// Every zone's plan, refusals included.
+    pub(crate) async fn ask_plans(&self, account: &Account) -> Plans {
         let mut plans = Vec::with_capacity(self.inner.zones.len());
         for zone in &self.inner.zones {
-            let plan = zone.plan(account).await;
-            if let Err(e @ LandingError::Rejected { .. }) = &plan {
-                trail.note("refused_before_writing");
-                trail.zone(ZoneReport::failure(zone.id(), ZoneState::Rejected, e).audit());
-                return Err(e.clone());
-            }
-            plans.push(plan);
+            plans.push(zone.plan(account).await);
         }
-        Ok(Plans(plans))
+        Plans(plans)
     }
 
     /// Write in every zone, the first (AD) first; a later zone only after the first landed.
@@ -235,40 +256,59 @@ impl Engine {
         plans: &Plans,
         ticket: &Ticket,
     ) -> Landing {
-        let grant = WriteGrant::new(account);
         let mut out = Landing::default();
-        let since = self.now();
-        for (i, zone) in self.inner.zones.iter().enumerate() {
-            let id = zone.id();
-            if i == 0 {
-                let r = match new {
-                    Some(p) => zone.reset(&grant, p, options).await,
-                    None => zone.unlock(&grant).await,
-                };
-                out.push(trail, ZoneReport::from_result(id, &r));
-                match r {
-                    Ok(_) => trail.landed(),
-                    Err(e) => {
-                        out.error = Some(e);
-                        return out;
-                    }
-                }
-                continue;
+        let Some(zone) = self.inner.zones.first() else {
+            return out;
+        };
+        let grant = WriteGrant::new(account);
+        let r = match new {
+            Some(p) => zone.reset(&grant, p, options).await,
+            None => zone.unlock(&grant).await,
+        };
+        out.push(trail, ZoneReport::from_result(zone.id(), &r));
+        match (r, new) {
+            (Ok(_), Some(new)) => {
+                trail.landed();
+                self.land_later(trail, account, new, options, plans, ticket, &mut out)
+                    .await;
             }
-            let Some(new) = new else { break };
+            (Ok(_), None) => trail.landed(),
+            (Err(e), _) => out.error = Some(e),
+        }
+        out
+    }
+
+    /// After the first zone landed `new`: every later zone as its plan says — nothing (absent),
+    /// refused (ambiguous, or privileged there), a proof to watch (synced), or a write, queued
+    /// in the outbox when it fails for now.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn land_later(
+        &self,
+        trail: &mut Trail,
+        account: &Account,
+        new: &Password,
+        options: ResetOptions,
+        plans: &Plans,
+        ticket: &Ticket,
+        out: &mut Landing,
+    ) {
+        let grant = WriteGrant::new(account);
+        let since = self.now();
+        for (zone, plan) in self.inner.zones.iter().zip(&plans.0).skip(1) {
+            let id = zone.id();
             let job = Job {
                 zone: id,
                 account,
                 since,
                 ticket,
             };
-            let report = match plans.0.get(i) {
-                Some(Ok(Plan::Absent)) => ZoneReport::new(id, ZoneState::Absent),
-                Some(Ok(Plan::Ambiguous)) => {
+            let report = match plan {
+                Ok(Plan::Absent) => ZoneReport::new(id, ZoneState::Absent),
+                Ok(Plan::Ambiguous) => {
                     ZoneReport::failure(id, ZoneState::Rejected, &Rejection::Ambiguous)
                 }
-                Some(Ok(Plan::Sync { handle })) => self.watch(&job, handle).await,
-                Some(Ok(Plan::Write { .. })) => {
+                Ok(Plan::Sync { handle }) => self.watch(&job, handle).await,
+                Ok(Plan::Write { .. }) => {
                     let r = zone.reset(&grant, new, options).await;
                     match r {
                         Err(ref e) if e.rejection().is_none() => {
@@ -282,12 +322,11 @@ impl Engine {
                         }
                     }
                 }
-                Some(Err(e)) => self.retry_later(&job, new, options, e).await,
-                None => ZoneReport::new(id, ZoneState::Failed),
+                Err(e) if e.rejection().is_some() => ZoneReport::from_error(id, e),
+                Err(e) => self.retry_later(&job, new, options, e).await,
             };
             out.push(trail, report);
         }
-        out
     }
 
     /// Keep the result page of a reset whose zones are still moving; `None` when every zone

@@ -339,21 +339,47 @@ fn a_retry_window_that_closes_ends_failed_with_a_record() {
 }
 
 #[test]
-fn a_change_and_an_unlock_are_the_first_zones_alone() {
+fn a_change_reaches_the_cloud_twin_and_an_unlock_is_ads_alone() {
     let (w, cloud) = cloud_world(5);
     cloud.write("normal");
-    run(w.engine.change(
-        &ctx(),
+    let change_from = |old: &str, new: &str| {
+        run(w
+            .engine
+            .change(&ctx(), "normal", &Password::from(old), &Password::from(new)))
+    };
+    let change = |new: &str| change_from("Old-Password-1", new);
+    // AD verifies the old password and changes; the separately managed cloud account gets the
+    // new one as after a reset, so the two never drift apart silently.
+    let out = change(NEW).unwrap();
+    assert_eq!(states(&out), ["landed", "landed"]);
+    assert_eq!(
+        cloud.writes(),
+        [format!("reset normal {NEW} replay_of=None")]
+    );
+    let last = ok_record(&w);
+    assert_eq!(last["operation"], "change");
+    // A wrong old password: AD says no, the cloud is never asked.
+    assert!(change_from("Not-The-Old-One-9", "Another-New-Pass-2").is_err());
+    assert_eq!(cloud.writes().len(), 1);
+    // A cloud twin that became privileged: AD's change (the user's own) stands; the cloud side
+    // is refused and says so.
+    cloud.plan(
         "normal",
-        &Password::from("Old-Password-1"),
-        &Password::from(NEW),
-    ))
-    .unwrap();
+        Err(LandingError::Rejected {
+            reason: Rejection::Privileged,
+            diagnostic: Diagnostic::new(Some("graph"), "Global Administrator"),
+        }),
+    );
+    let out = change("Third-New-Pass-3").unwrap();
+    assert_eq!(states(&out), ["landed", "rejected"]);
+    assert_eq!(out.zones[1].code.as_deref(), Some("RK-ZONE-002"));
+    assert_eq!(records(&w).pop().unwrap()["result"], "partial");
+    // An unlock is AD's alone.
     let flow = run(w.engine.start_reset(&ctx(), FlowKind::Unlock, "normal")).unwrap();
     let flow = run(w.engine.verify_reset_code(&ctx(), &flow, &w.last_code())).unwrap();
     let out = run(w.engine.complete_unlock(&ctx(), &flow)).unwrap();
     assert_eq!(states(&out), ["landed"]);
-    assert!(cloud.writes().is_empty());
+    assert_eq!(cloud.writes().len(), 1);
 }
 
 #[test]

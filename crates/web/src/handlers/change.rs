@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{Ctx, ScalarForm};
 use crate::AppState;
-use crate::views::{Field, Form, Outcome};
+use crate::views::{Field, Form};
 
 #[derive(Deserialize)]
 pub struct ChangeForm {
@@ -88,17 +88,7 @@ pub async fn change_post(
     );
     let work = s.engine.change(&ctx.req, &f.username, &old, &new);
     match crate::at_deadline(start, s.cfg.password_deadline, work).await {
-        Ok(out) => {
-            let page = Outcome {
-                c: ctx.common(ctx.t.done_title),
-                ok: true,
-                message: ctx.t.change_done.into(),
-                zones: vec![],
-                moving: false,
-                support_id: out.support_id,
-            };
-            ctx.render(StatusCode::OK, &page)
-        }
+        Ok(out) => super::reset::outcome(&ctx, ctx.t.change_done, &out),
         Err(EngineError::TooSoon { allowed_at }) => {
             let e = EngineError::TooSoon { allowed_at };
             let mut msg = ctx.say(&e);

@@ -312,10 +312,19 @@ pub async fn password_post(
     }
 }
 
-fn outcome(ctx: &Ctx, done: &'static str, out: &ResetOutcome) -> Response {
+/// The result page of a reset, unlock or change: each zone's state; while a zone is moving, the
+/// receipt in the flow cookie and a refresh to `/reset/done`.
+pub(super) fn outcome(ctx: &Ctx, done: &'static str, out: &ResetOutcome) -> Response {
     let ok = out.landed_everywhere();
+    let first_landed = out
+        .zones
+        .first()
+        .is_some_and(|z| z.state == ZoneState::Landed);
     let message = if ok {
         done.to_owned()
+    } else if first_landed {
+        // The judge took it; a later zone did not (yet): its row says why.
+        ctx.t.partly_done.to_owned()
     } else {
         out.zones
             .iter()
