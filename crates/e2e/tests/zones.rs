@@ -38,6 +38,7 @@ fn tune(cloud: &Cloud, sync_deadline_secs: i64) -> impl FnOnce(&mut Config) + us
         login_base_url: cloud.base_url(),
         graph_base_url: cloud.base_url(),
         anchor: "object_guid".into(),
+        revoke_sessions: true,
         sync_deadline_secs: Some(sync_deadline_secs),
         sync_poll_secs: Some(1),
         ..EntraSection::default()
@@ -322,7 +323,21 @@ async fn a_cloud_only_account_is_written_after_ad_and_signs_in() {
     let last = s.audit().await.pop().unwrap();
     assert_eq!(last["result"], "ok");
     assert_eq!(last["zones"][1]["outcome"], "landed");
-    println!("cloud-only account: both zones landed; identify → result took {took:?}");
+    // revoke_sessions: the user's cloud sessions end, and the page and the audit say so.
+    assert!(
+        a.body.contains("signed out of existing sessions"),
+        "{}",
+        a.body
+    );
+    assert_eq!(last["zones"][1]["note"], "sessions revoked");
+    let revokes = s.cloud.double.requests().into_iter();
+    let revokes: Vec<_> = revokes
+        .filter(|r| r.path.ends_with("/revokeSignInSessions"))
+        .collect();
+    assert_eq!(revokes.len(), 1, "{revokes:?}");
+    println!(
+        "cloud-only account: both zones landed, sessions revoked; identify → result took {took:?}"
+    );
 }
 
 #[tokio::test]
