@@ -288,3 +288,44 @@ fn audit_verify_detects_an_edit() {
         text(&o)
     );
 }
+
+/// `config check` proves the `[entra]` credential against the Graph test double (a token and
+/// one Graph read), and names the key when the secret is wrong.
+#[test]
+fn config_check_proves_the_entra_credential() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let d = dev();
+    let dir = std::env::temp_dir().join(format!("rekey-cli-{}-entra", std::process::id()));
+    let cloud = rt.block_on(rekey_e2e::cloud::Cloud::start(&d, &dir));
+    let section = |secret: &std::path::Path| {
+        format!(
+            "[entra]\nenabled = true\ntenant = {:?}\nclient_id = {:?}\nclient_secret_file = {:?}\n\
+             login_base_url = {:?}\ngraph_base_url = {:?}\n",
+            cloud.tenant,
+            cloud.client_id,
+            secret,
+            cloud.base_url(),
+            cloud.base_url()
+        )
+    };
+    let o = rekey(
+        &config("entra-ok", &section(&cloud.secret_file)),
+        &["config", "check"],
+        "",
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("token by client secret"), "{t}");
+    let wrong = dir.join("wrong-secret");
+    std::fs::write(&wrong, "not-the-secret").unwrap();
+    let o = rekey(
+        &config("entra-bad", &section(&wrong)),
+        &["config", "check"],
+        "",
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("entra") && t.contains("AADSTS"), "{t}");
+    assert!(!t.contains("not-the-secret"), "the secret never shows: {t}");
+    drop(cloud);
+}
