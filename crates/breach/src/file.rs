@@ -80,7 +80,6 @@ impl BreachedPasswords for Sha1File {
     ) -> BoxFuture<'a, Result<Option<u64>, BreachError>> {
         Box::pin(async move {
             let hash = Sha1Hex::of(password);
-            tracing::debug!(prefix = hash.prefix(), "breached-password file look-up");
             let path = Arc::clone(&self.path);
             let shown = self.path.display().to_string();
             tokio::task::spawn_blocking(move || search(&path, &hash))

@@ -97,7 +97,6 @@ impl RangeApi {
     /// The one request. Errors carry the prefix at most.
     async fn lookup(&self, hash: &Sha1Hex) -> Result<Option<u64>, String> {
         let prefix = hash.prefix();
-        tracing::debug!(prefix, "breached-password range look-up");
         let resp = self
             .http
             .get(format!("{}/range/{prefix}", self.base))

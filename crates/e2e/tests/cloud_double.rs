@@ -77,7 +77,7 @@ async fn ad_password_change_reaches_the_cloud_only_after_the_sync() {
     let new = format!("{}-Cloud1", u.password);
     let at = Instant::now();
     admin_set_password(&d, &u.dn, &new).await;
-    eprintln!("admin password reset over LDAPS: {:?}", at.elapsed());
+    eprintln!("admin reset over LDAPS: {:?}", at.elapsed());
     let changed = Instant::now();
     assert!(
         !cloud.cloud_sign_in(&upn, &new).await,

@@ -443,7 +443,7 @@ impl EntraId {
             // second must not pass for ours. Writing the same password twice is harmless (a
             // reset may repeat one); skipping a write that did not land is not.
             if changed.is_some_and(|c| c > first) {
-                tracing::info!(entra_id = %id, "entra: replay verified, the password had landed");
+                tracing::info!(entra_id = %id, "entra: replay verified, the earlier write had landed");
                 let mut landed = Landed::written(ZoneId::EntraId, self.graph.host.clone());
                 if self.revoke_sessions {
                     let done = sessions_from.zip(changed).is_some_and(|(s, c)| s >= c);
