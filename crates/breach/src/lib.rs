@@ -12,8 +12,8 @@
 //! Both hash the password's UTF-8 bytes with SHA-1 (uppercase hex) in a buffer zeroed on drop.
 //!
 //! Architecture invariant: only the first five hex digits of a password's SHA-1 leave the process;
-//! neither the password nor its full hash reaches a log, an error or a request. Logs (debug) carry
-//! the prefix alone.
+//! neither the password nor its full hash reaches a log, an error or a request (errors carry the
+//! prefix at most; this crate logs nothing).
 //!
 //! Architecture invariant: TLS is rustls with ring only (no OpenSSL, no aws-lc); plain `http://`
 //! is accepted for loopback hosts alone (tests).
