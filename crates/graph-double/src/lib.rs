@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod certs;
 mod control;
 mod graph;
 mod jwt;
@@ -42,6 +43,7 @@ use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+pub use certs::self_signed_cert;
 pub use model::{AppSpec, LoggedRequest, SyncSettings, UserSpec, iso8601};
 pub use reply::cloud_password_ok;
 pub use sync::{BoxFuture, ChangeSource, MemOnPrem, OnPremUser, PasswordOracle};

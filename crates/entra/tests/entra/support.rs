@@ -180,35 +180,9 @@ pub fn other_cert() -> &'static TestCert {
 }
 
 fn make_cert(tag: &str) -> TestCert {
-    let dir = std::env::temp_dir().join(format!(
-        "rekey-entra-{}-{tag}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (k, c) = (dir.join("k.pem"), dir.join("c.pem"));
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
-        .args(["-subj", "/CN=rekey-entra-test", "-days", "1", "-keyout"])
-        .arg(&k)
-        .arg("-out")
-        .arg(&c)
-        .output()
-        .expect("openssl CLI");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cert = TestCert {
-        pem: std::fs::read_to_string(&c).unwrap(),
-        key: std::fs::read_to_string(&k).unwrap(),
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    cert
+    let (pem, key) =
+        rekey_graph_double::self_signed_cert(&format!("rekey-entra-test-{tag}")).unwrap();
+    TestCert { pem, key }
 }
 
 /// One request as the stub saw it.

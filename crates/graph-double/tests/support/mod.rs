@@ -3,7 +3,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -196,45 +195,13 @@ pub struct TestCert {
 }
 
 pub fn make_cert() -> TestCert {
-    let dir: PathBuf = std::env::temp_dir().join(format!(
-        "rekey-graph-double-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (k, c) = (dir.join("k.pem"), dir.join("c.pem"));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=rekey-test",
-        ])
-        .args(["-days", "1", "-keyout"])
-        .arg(&k)
-        .arg("-out")
-        .arg(&c)
-        .output()
-        .expect("openssl CLI");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pem = std::fs::read_to_string(&c).unwrap();
+    let (pem, key_pem) = rekey_graph_double::self_signed_cert("rekey-test").unwrap();
     let der = CertificateDer::from_pem_slice(pem.as_bytes())
         .unwrap()
         .as_ref()
         .to_vec();
-    let key_der = PrivatePkcs8KeyDer::from_pem_file(&k).unwrap();
+    let key_der = PrivatePkcs8KeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
     let key = RsaPrivateKey::from_pkcs8_der(key_der.secret_pkcs8_der()).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     TestCert { pem, der, key }
 }
 
