@@ -58,7 +58,7 @@ async fn expired_token_is_401() {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = graph(&d, "GET", &format!("/v1.0/users/{ANN}"), &t, None).await;
+    let r = get(&d, &format!("/v1.0/users/{ANN}"), &t).await;
     assert_eq!(r.status, 401);
     assert!(
         r.json()["error"]["message"]
@@ -73,12 +73,10 @@ async fn filter_by_immutable_id_and_upn_with_and_without_select() {
     let (d, t) = world(ALL, &["User Administrator"]).await;
     let sel = "id,userPrincipalName,accountEnabled,onPremisesSyncEnabled,onPremisesImmutableId,onPremisesSamAccountName";
     let filter = q(&format!("onPremisesImmutableId eq '{BOB_ANCHOR}'"));
-    let r = graph(
+    let r = get(
         &d,
-        "GET",
         &format!("/v1.0/users?$filter={filter}&$select={sel}"),
         &t,
-        None,
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -94,14 +92,7 @@ async fn filter_by_immutable_id_and_upn_with_and_without_select() {
     );
 
     // Without $select: the default set, no onPremises* and no accountEnabled.
-    let r = graph(
-        &d,
-        "GET",
-        &format!("/v1.0/users?$filter={filter}"),
-        &t,
-        None,
-    )
-    .await;
+    let r = get(&d, &format!("/v1.0/users?$filter={filter}"), &t).await;
     let v = &r.json()["value"][0];
     assert_eq!(v["id"], BOB);
     assert!(v.get("onPremisesImmutableId").is_none(), "{}", r.body);
@@ -109,12 +100,10 @@ async fn filter_by_immutable_id_and_upn_with_and_without_select() {
 
     // UPN, case-insensitive, with and without $select.
     let filter = q("userPrincipalName eq 'ANN@contoso.example'");
-    let r = graph(
+    let r = get(
         &d,
-        "GET",
         &format!("/v1.0/users?$filter={filter}&$select=id,lastPasswordChangeDateTime"),
         &t,
-        None,
     )
     .await;
     let v = &r.json()["value"];
@@ -126,14 +115,7 @@ async fn filter_by_immutable_id_and_upn_with_and_without_select() {
             .unwrap()
             .ends_with('Z')
     );
-    let r = graph(
-        &d,
-        "GET",
-        &format!("/v1.0/users?$filter={filter}"),
-        &t,
-        None,
-    )
-    .await;
+    let r = get(&d, &format!("/v1.0/users?$filter={filter}"), &t).await;
     assert_eq!(
         r.json()["value"][0]["userPrincipalName"],
         "ann@contoso.example"
@@ -141,25 +123,18 @@ async fn filter_by_immutable_id_and_upn_with_and_without_select() {
 
     // No match: an empty list; an unknown property in $select: 400.
     let filter = q("userPrincipalName eq 'nobody@contoso.example'");
-    let r = graph(
-        &d,
-        "GET",
-        &format!("/v1.0/users?$filter={filter}"),
-        &t,
-        None,
-    )
-    .await;
+    let r = get(&d, &format!("/v1.0/users?$filter={filter}"), &t).await;
     assert_eq!(r.json()["value"], json!([]));
-    let r = graph(&d, "GET", "/v1.0/users?$select=nonsense", &t, None).await;
+    let r = get(&d, "/v1.0/users?$select=nonsense", &t).await;
     assert_eq!(r.status, 400);
 }
 
 #[tokio::test]
 async fn get_by_id_and_upn_and_unknown_is_404() {
     let (d, t) = world(ALL, &["User Administrator"]).await;
-    let r = graph(&d, "GET", "/v1.0/users/ann@contoso.example", &t, None).await;
+    let r = get(&d, "/v1.0/users/ann@contoso.example", &t).await;
     assert_eq!((r.status, r.json()["id"].as_str()), (200, Some(ANN)));
-    let r = graph(&d, "GET", "/v1.0/users/nope", &t, None).await;
+    let r = get(&d, "/v1.0/users/nope", &t).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["code"], "Request_ResourceNotFound");
     assert_eq!(
@@ -255,20 +230,13 @@ async fn permissions_and_privileged_targets() {
 #[tokio::test]
 async fn member_of_shows_directory_roles() {
     let (d, t) = world(ALL, &["User Administrator"]).await;
-    let r = graph(
-        &d,
-        "GET",
-        &format!("/v1.0/users/{BOSS}/transitiveMemberOf"),
-        &t,
-        None,
-    )
-    .await;
+    let r = get(&d, &format!("/v1.0/users/{BOSS}/transitiveMemberOf"), &t).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let v = &r.json()["value"][0];
     assert_eq!(v["@odata.type"], "#microsoft.graph.directoryRole");
     assert_eq!(v["displayName"], "Global Administrator");
     assert_eq!(v["roleTemplateId"], "62e90394-69f5-4237-9190-012177145e10");
-    let r = graph(&d, "GET", &format!("/v1.0/users/{ANN}/memberOf"), &t, None).await;
+    let r = get(&d, &format!("/v1.0/users/{ANN}/memberOf"), &t).await;
     assert_eq!(r.json()["value"], json!([]));
 }
 
@@ -315,7 +283,7 @@ async fn throttled_429_with_fractional_retry_after_then_ok() {
     let (d, t) = world(ALL, &["User Administrator"]).await;
     d.throttle(1, "1.5");
     let path = format!("/v1.0/users/{ANN}");
-    let r = graph(&d, "GET", &path, &t, None).await;
+    let r = get(&d, &path, &t).await;
     assert_eq!(r.status, 429);
     assert_eq!(r.header("Retry-After"), Some("1.5"));
     let e = &r.json()["error"];
@@ -324,7 +292,7 @@ async fn throttled_429_with_fractional_retry_after_then_ok() {
     // A client that honours Retry-After:
     let start = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let r = graph(&d, "GET", &path, &t, None).await;
+    let r = get(&d, &path, &t).await;
     assert_eq!(r.status, 200);
     assert!(start.elapsed() >= Duration::from_millis(1500));
     let log: Vec<_> = d
@@ -368,18 +336,8 @@ async fn control_api_over_http() {
     )
     .await;
     assert_eq!(r.status, 204);
-    assert_eq!(
-        graph(&d, "GET", &format!("/v1.0/users/{ANN}"), &t, None)
-            .await
-            .status,
-        429
-    );
-    assert_eq!(
-        graph(&d, "GET", &format!("/v1.0/users/{ANN}"), &t, None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(get(&d, &format!("/v1.0/users/{ANN}"), &t).await.status, 429);
+    assert_eq!(get(&d, &format!("/v1.0/users/{ANN}"), &t).await.status, 200);
     let r = http(d.addr(), "GET", "/_double/requests", &[], None).await;
     assert!(r.json().as_array().unwrap().len() >= 4, "{}", r.body);
 }

@@ -174,6 +174,11 @@ pub async fn with_app(perms: &[&str], roles: &[&str]) -> (Double, String) {
     (d, token)
 }
 
+/// A Graph GET with the bearer token.
+pub async fn get(d: &Double, path: &str, token: &str) -> Resp {
+    graph(d, "GET", path, token, None).await
+}
+
 pub async fn graph(d: &Double, method: &str, path: &str, token: &str, body: Option<Value>) -> Resp {
     let auth = format!("Bearer {token}");
     let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
