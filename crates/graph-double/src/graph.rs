@@ -464,14 +464,7 @@ fn guid_of(seed: &str) -> String {
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    crate::model::guid_shape(&h)
 }
 
 pub(crate) async fn member_of(

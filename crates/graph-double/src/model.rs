@@ -283,7 +283,11 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 
 /// A random GUID-shaped string.
 pub(crate) fn random_guid() -> String {
-    let h = random_hex(16);
+    guid_shape(&random_hex(16))
+}
+
+/// 32 hex digits as `8-4-4-4-12`.
+pub(crate) fn guid_shape(h: &str) -> String {
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
