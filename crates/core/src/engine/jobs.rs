@@ -23,7 +23,7 @@ use crate::account::{Account, Guid};
 use crate::audit::{Actor, Operation};
 use crate::error::UserFacing;
 use crate::landing::{
-    LandingError, LandingZone, Plan, Rejection, ResetOptions, WriteGrant, ZoneId,
+    Diagnostic, LandingError, LandingZone, Plan, Rejection, ResetOptions, WriteGrant, ZoneId,
 };
 use crate::secret::Password;
 use crate::store::{OutboxItem, OutboxKind};
@@ -65,6 +65,14 @@ impl ForZone for ProofJob {
     fn zone(&self) -> ZoneId {
         self.zone
     }
+}
+
+/// What one attempt at a queued write came to.
+enum Attempt {
+    /// Final (landed, refused, absent, handed to a sync proof, or the window closed).
+    Done(ZoneReport),
+    /// Still queued: try again in `wait` seconds.
+    Again { report: ZoneReport, wait: i64 },
 }
 
 /// Seconds to wait after a zone's failure: its `Retry-After` (rounded up), else backoff.
@@ -119,24 +127,29 @@ impl Engine {
 
     /// Queue the proof that a synced zone received the password; the report says `pending`.
     pub(crate) async fn watch(&self, job: &Job<'_>, handle: &str) -> ZoneReport {
-        let payload = ProofJob {
+        self.queue_proof(ProofJob {
             zone: job.zone,
             user: job.account.guid.0,
             handle: handle.to_owned(),
             since: job.since,
             receipt: self.flow_key(&job.ticket.receipt),
             support_id: job.ticket.support_id.clone(),
-        };
+        })
+        .await
+    }
+
+    async fn queue_proof(&self, proof: ProofJob) -> ZoneReport {
         let cfg = &self.inner.config;
-        let at = job.since + cfg.sync_poll;
-        let expires = job.since + cfg.sync_deadline;
+        let at = proof.since + cfg.sync_poll;
+        let expires = proof.since + cfg.sync_deadline;
+        let (zone, user) = (proof.zone, Guid(proof.user));
         match self
-            .queue_job(OutboxKind::Proof, &job.account.guid, &payload, at, expires)
+            .queue_job(OutboxKind::Proof, &user, &proof, at, expires)
             .await
         {
-            Ok(()) => ZoneReport::new(job.zone, ZoneState::Pending),
+            Ok(()) => ZoneReport::new(zone, ZoneState::Pending),
             // Nobody will watch: say so rather than promise a proof.
-            Err(_) => ZoneReport::new(job.zone, ZoneState::NotSynced),
+            Err(_) => ZoneReport::new(zone, ZoneState::NotSynced),
         }
     }
 
@@ -198,75 +211,101 @@ impl Engine {
         trail.note(&format!("outbox retry {}", item.attempts));
         let expired = item.expires_at <= now;
         let account = match self.inner.directory.by_guid(&guid).await {
+            Ok(Some(a)) if self.inner.scope.check(&a, &self.inner.protected).is_ok() => a,
             // The directory is down: not a zone attempt; look again later.
             Err(_) if !expired => {
                 let at = now + super::outbox::backoff(item.attempts);
                 self.inner.store.retry(&item.id, item.attempts, at).await?;
                 return Ok(());
             }
-            Ok(Some(a)) if self.inner.scope.check(&a, &self.inner.protected).is_ok() => a,
-            _ => {
-                trail.note("no_longer_eligible");
-                let report = ZoneReport::from_error(
-                    job.zone,
-                    &LandingError::Rejected {
-                        reason: Rejection::NoSuchUser,
-                        diagnostic: crate::landing::Diagnostic::new(None, "not eligible now"),
-                    },
-                );
+            found => {
+                let (why, e) = match found {
+                    Err(_) => (
+                        "retry_window_over",
+                        LandingError::Unavailable {
+                            diagnostic: Diagnostic::new(None, "the directory did not answer"),
+                        },
+                    ),
+                    _ => (
+                        "no_longer_eligible",
+                        LandingError::Rejected {
+                            reason: Rejection::NoSuchUser,
+                            diagnostic: Diagnostic::new(None, "not eligible now"),
+                        },
+                    ),
+                };
+                trail.note(why);
+                let report = ZoneReport::from_error(job.zone, &e);
                 return self
                     .end_job(item, &job.receipt, &job.support_id, trail, report)
                     .await;
             }
         };
         trail.target(&account);
-        let report = self.attempt(zone, &account, &job, expired).await;
-        if report.state == ZoneState::Queued {
-            let at = now + report.secs.unwrap_or(5);
-            let report = ZoneReport {
-                secs: None,
-                ..report
-            };
-            if self.inner.store.retry(&item.id, item.attempts, at).await? {
+        match self.attempt(zone, &account, &job, expired).await {
+            Attempt::Done(report) => {
+                self.end_job(item, &job.receipt, &job.support_id, trail, report)
+                    .await
+            }
+            Attempt::Again { report, wait } => {
+                if !self
+                    .inner
+                    .store
+                    .retry(&item.id, item.attempts, now + wait)
+                    .await?
+                {
+                    return Ok(());
+                }
                 trail.zone(report.audit());
                 self.update_receipt(&job.receipt, &report).await;
                 let ctx = self.system_ctx(&job.support_id);
-                return self.record(&ctx, trail, Ok(())).await;
+                self.record(&ctx, trail, Ok(())).await
             }
-            return Ok(());
         }
-        self.end_job(item, &job.receipt, &job.support_id, trail, report)
-            .await
     }
 
-    /// Plan and write once. `Queued` carries the seconds to wait in `secs`.
+    /// Plan and write once.
     async fn attempt(
         &self,
         zone: &dyn LandingZone,
         account: &Account,
         job: &LandingJob,
         expired: bool,
-    ) -> ZoneReport {
+    ) -> Attempt {
         let again = |e: &LandingError| {
             if expired {
-                ZoneReport::from_error(job.zone, e)
+                Attempt::Done(ZoneReport::from_error(job.zone, e))
             } else {
-                ZoneReport {
-                    code: Some(e.code().to_owned()),
-                    secs: Some(wait_after(e, 2)),
-                    ..ZoneReport::new(job.zone, ZoneState::Queued)
+                Attempt::Again {
+                    report: ZoneReport {
+                        code: Some(e.code().to_owned()),
+                        ..ZoneReport::new(job.zone, ZoneState::Queued)
+                    },
+                    wait: wait_after(e, 2),
                 }
             }
         };
+        let done = Attempt::Done;
         match zone.plan(account).await {
             Ok(Plan::Write { .. }) => {}
-            Ok(Plan::Absent) => return ZoneReport::new(job.zone, ZoneState::Absent),
+            Ok(Plan::Absent) => return done(ZoneReport::new(job.zone, ZoneState::Absent)),
             Ok(Plan::Ambiguous) => {
-                return ZoneReport::failure(job.zone, ZoneState::Rejected, &Rejection::Ambiguous);
+                let refused = &Rejection::Ambiguous;
+                return done(ZoneReport::failure(job.zone, ZoneState::Rejected, refused));
             }
-            // It became a synced account since: nothing to write, it arrives by sync.
-            Ok(Plan::Sync { .. }) => return ZoneReport::new(job.zone, ZoneState::Pending),
-            Err(e) if e.rejection().is_some() => return ZoneReport::from_error(job.zone, &e),
+            // It became a synced account since: nothing to write; prove its arrival instead.
+            Ok(Plan::Sync { handle }) => {
+                let proof = ProofJob {
+                    zone: job.zone,
+                    user: job.user,
+                    handle,
+                    since: job.since,
+                    receipt: job.receipt.clone(),
+                    support_id: job.support_id.clone(),
+                };
+                return done(self.queue_proof(proof).await);
+            }
+            Err(e) if e.rejection().is_some() => return done(ZoneReport::from_error(job.zone, &e)),
             Err(e) => return again(&e),
         }
         let options = ResetOptions {
@@ -278,7 +317,7 @@ impl Engine {
         let r = zone.reset(&WriteGrant::new(account), &new, options).await;
         match r {
             Err(e) if e.rejection().is_none() => again(&e),
-            r => ZoneReport::from_result(job.zone, &r),
+            r => done(ZoneReport::from_result(job.zone, &r)),
         }
     }
 
@@ -374,7 +413,6 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::landing::Diagnostic;
 
     #[test]
     fn waits_what_the_zone_asks() {

@@ -434,3 +434,27 @@ fn a_breach_source_that_is_down_refuses_when_configured_to_fail_closed() {
     let last = records(&w).pop().unwrap();
     assert_eq!(last["error_code"], "RK-BREACH-001");
 }
+
+#[test]
+fn a_queued_write_whose_account_became_synced_is_proven_not_left_pending() {
+    let (w, cloud) = cloud_world(5);
+    cloud.write("normal");
+    cloud.fail_next(unavailable());
+    let out = reset(&w).unwrap();
+    assert_eq!(states(&out), ["landed", "queued"]);
+    // Entra Connect took the account over meanwhile: the retry hands it to a sync proof.
+    synced(&cloud);
+    advance(&w, 5);
+    deliver(&w);
+    assert_eq!(states(&receipt(&w, &out)), ["landed", "pending"]);
+    assert!(cloud.writes().is_empty());
+    cloud
+        .arrivals
+        .lock()
+        .unwrap()
+        .insert("obj-1".into(), T0 + 20);
+    advance(&w, 20);
+    deliver(&w);
+    assert_eq!(states(&receipt(&w, &out)), ["landed", "synced"]);
+    assert_eq!(records(&w).pop().unwrap()["operation"], "sync_proof");
+}
