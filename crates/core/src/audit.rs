@@ -37,9 +37,9 @@ pub enum Operation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoneResult {
     pub zone: String,
-    /// `landed`, `rejected`, `failed` or `indeterminate`; for a later zone also `absent` (no
-    /// account there), `ambiguous`, `queued` (retried from the outbox), `pending` (arrives by
-    /// sync), `synced` and `not_synced`.
+    /// `engine::ZoneState::as_str`: `landed`, `rejected`, `failed` or `indeterminate`; for a
+    /// later zone also `absent` (no account there), `queued` (retried from the outbox),
+    /// `pending` (arrives by sync), `synced` and `not_synced`.
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,

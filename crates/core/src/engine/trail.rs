@@ -81,12 +81,9 @@ impl Engine {
         trail: Trail,
         result: EngineResult<T>,
     ) -> EngineResult<T> {
-        // Landed, or as good as landed: no account there, or arriving (arrived) by sync.
+        // Landed, or as good as landed (`ZoneState::is_good`).
         let good = |z: &&ZoneResult| {
-            matches!(
-                z.outcome.as_str(),
-                "landed" | "absent" | "pending" | "synced"
-            )
+            super::zones::ZoneState::parse(&z.outcome).is_some_and(super::zones::ZoneState::is_good)
         };
         let landed = trail.zones.iter().filter(good).count();
         let outcome = match (&result, trail.decoy) {

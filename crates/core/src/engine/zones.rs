@@ -58,6 +58,24 @@ impl ZoneState {
         }
     }
 
+    /// The state an audit `outcome` names.
+    #[must_use]
+    pub fn parse(outcome: &str) -> Option<Self> {
+        [
+            Self::Landed,
+            Self::Rejected,
+            Self::Failed,
+            Self::Indeterminate,
+            Self::Absent,
+            Self::Queued,
+            Self::Pending,
+            Self::Synced,
+            Self::NotSynced,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == outcome)
+    }
+
     /// Nothing more will happen in this zone.
     #[must_use]
     pub fn is_final(self) -> bool {
