@@ -188,10 +188,7 @@ impl Engine {
         };
         let account = self.live_eligible(&loaded).await?;
         let mut policy = self.inner.directory.effective_policy(&account).await?;
-        let mut scratch = Trail::new(Operation::Reset);
-        if let Ok(plans) = self.plans(&mut scratch, &account).await {
-            policy.entra_rules = plans.entra_rules();
-        }
+        policy.entra_rules = self.ask_plans(&account).await.entra_rules();
         Ok(policy)
     }
 
