@@ -56,6 +56,11 @@ fn tune(cloud: &Cloud, sync_deadline_secs: i64) -> impl FnOnce(&mut Config) + us
 }
 
 async fn stack(d: &Dev, sync_deadline_secs: i64) -> Stack {
+    stack_with(d, sync_deadline_secs, |_| {}).await
+}
+
+/// [`stack`] with `more` applied to the configuration after the `[entra]` tuning.
+async fn stack_with(d: &Dev, sync_deadline_secs: i64, more: impl FnOnce(&mut Config)) -> Stack {
     let mut cfg = AdConfig::new(d.urls(), d.get("REKEY_DEV_SVC_DN"));
     cfg.ca_file = Some(d.get("REKEY_DEV_CA_FILE").into());
     cfg.bind_password_file = Some(d.get("REKEY_DEV_SVC_PASSWORD_FILE").into());
@@ -67,9 +72,13 @@ async fn stack(d: &Dev, sync_deadline_secs: i64) -> Stack {
     ));
     let cloud = Cloud::start(d, &dir).await;
     let sink = SmtpSink::start();
-    let portal = portal::start(d, &sink.mailer_config(), tune(&cloud, sync_deadline_secs))
-        .await
-        .unwrap();
+    let entra = tune(&cloud, sync_deadline_secs);
+    let portal = portal::start(d, &sink.mailer_config(), |c| {
+        entra(c);
+        more(c);
+    })
+    .await
+    .unwrap();
     Stack {
         portal: Some(portal),
         sink,
@@ -525,27 +534,7 @@ async fn a_breached_password_is_refused_before_either_zone_and_only_a_prefix_lea
     let d = dev();
     const LEAKED: &str = "Harbor-Lamp-Leaked-77";
     let (url, asked) = range_server(LEAKED).await;
-    let mut cfg = AdConfig::new(d.urls(), d.get("REKEY_DEV_SVC_DN"));
-    cfg.ca_file = Some(d.get("REKEY_DEV_CA_FILE").into());
-    cfg.bind_password_file = Some(d.get("REKEY_DEV_SVC_PASSWORD_FILE").into());
-    let ad = Arc::new(ActiveDirectory::connect(&cfg).await.unwrap());
-    let dir = std::env::temp_dir().join(format!("rekey-breach-{}", std::process::id()));
-    let cloud = Cloud::start(&d, &dir).await;
-    let sink = SmtpSink::start();
-    let entra = tune(&cloud, 60);
-    let portal = portal::start(&d, &sink.mailer_config(), move |c| {
-        entra(c);
-        c.passwords.breached_range_url = Some(url);
-    })
-    .await
-    .unwrap();
-    let s = Stack {
-        portal: Some(portal),
-        sink,
-        ad,
-        cloud,
-        sync_deadline_secs: 60,
-    };
+    let s = stack_with(&d, 60, |c| c.passwords.breached_range_url = Some(url)).await;
     let (u, upn) = cloud_only(&s, &d, "breachedz").await;
     let (_, a) = s.reset(&u, LEAKED).await;
     assert!(a.body.contains("leaked in data breaches"), "{}", a.body);
