@@ -41,7 +41,7 @@ pub use change::ChangeOutcome;
 pub use enroll::EnrollStep;
 pub use reset::ResetOutcome;
 pub use state::FlowId;
-pub use zones::{ZoneReport, ZoneState};
+pub use zones::{ZoneReport, ZoneState, minutes};
 
 /// Tunables, with the defaults the design requires.
 #[derive(Debug, Clone)]

@@ -151,7 +151,7 @@ impl ZoneReport {
             (ZoneState::Synced, Some(s), _) => Some(format!("synced after {s} s")),
             (ZoneState::NotSynced, Some(s), _) => Some(format!(
                 "not synced within {} min (check password hash sync)",
-                (s + 59) / 60
+                minutes(s)
             )),
             (_, _, Some(true)) => Some("sessions revoked".to_owned()),
             (_, _, Some(false)) => Some("session revocation failed".to_owned()),
@@ -164,6 +164,12 @@ impl ZoneReport {
             note,
         }
     }
+}
+
+/// Whole minutes, rounded up (a deadline of 90 s reads "2 min").
+#[must_use]
+pub fn minutes(secs: i64) -> i64 {
+    (secs + 59) / 60
 }
 
 fn state_of(e: &LandingError) -> ZoneState {

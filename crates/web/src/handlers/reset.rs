@@ -374,7 +374,7 @@ fn zone_row(ctx: &Ctx, z: &ZoneReport) -> ZoneRow {
         (ZoneState::Synced, Some(s)) => t.zone_synced.replace("{}", &s.to_string()),
         (ZoneState::NotSynced, Some(s)) => t
             .zone_not_synced
-            .replace("{}", &((s + 59) / 60).to_string()),
+            .replace("{}", &rekey_core::engine::minutes(s).to_string()),
         _ => t.zone_outcome(state).to_owned(),
     };
     let detail = match (z.state, z.sessions_revoked) {
