@@ -29,6 +29,7 @@
 
 #[macro_use]
 mod sql;
+mod enrollments;
 mod ops;
 mod outbox;
 mod rate;
@@ -250,6 +251,11 @@ const SQLITE_MIGRATIONS: &[EmbeddedMigration] = &[
         "reserve outbox",
         include_str!("../migrations/sqlite/0002_reserve_outbox.sql"),
     ),
+    (
+        3,
+        "methods",
+        include_str!("../migrations/sqlite/0003_methods.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[EmbeddedMigration] = &[
@@ -262,6 +268,11 @@ const POSTGRES_MIGRATIONS: &[EmbeddedMigration] = &[
         2,
         "reserve outbox",
         include_str!("../migrations/postgres/0002_reserve_outbox.sql"),
+    ),
+    (
+        3,
+        "methods",
+        include_str!("../migrations/postgres/0003_methods.sql"),
     ),
 ];
 

@@ -187,47 +187,39 @@ impl Store for SqlStore {
         })
     }
 
+    /// Ordered by method.
     fn enrollments<'a>(&'a self, user: &'a Guid) -> BoxFuture<'a, StoreResult<Vec<Enrollment>>> {
-        const SQL: &str = "SELECT method, value, verified_at FROM enrollments \
-                           WHERE user_guid = $1 ORDER BY method";
-        Box::pin(async move {
-            let rows: Vec<(String, String, i64)> = on_pool!(self, |p| sqlx::query_as(SQL)
-                .bind(user.0.as_slice())
-                .fetch_all(p)
-                .await)
-            .map_err(map_err)?;
-            rows.into_iter()
-                .map(|(method, value, verified_at)| {
-                    Ok(Enrollment {
-                        user: *user,
-                        method: MethodKind::parse(&method)
-                            .ok_or_else(|| corrupt("unknown enrollment method"))?,
-                        value,
-                        verified_at,
-                    })
-                })
-                .collect()
-        })
+        Box::pin(self.enrollments_of(user))
     }
 
+    /// One statement; a taken `lookup` is a unique violation (`Database`).
     fn upsert_enrollment<'a>(
         &'a self,
         enrollment: &'a Enrollment,
     ) -> BoxFuture<'a, StoreResult<()>> {
-        const SQL: &str = "INSERT INTO enrollments (user_guid, method, value, verified_at) \
-                           VALUES ($1, $2, $3, $4) ON CONFLICT (user_guid, method) \
-                           DO UPDATE SET value = excluded.value, verified_at = excluded.verified_at";
-        Box::pin(async move {
-            on_pool!(self, |p| sqlx::query(SQL)
-                .bind(enrollment.user.0.as_slice())
-                .bind(enrollment.method.as_str())
-                .bind(&enrollment.value)
-                .bind(enrollment.verified_at)
-                .execute(p)
-                .await
-                .map(drop))
-            .map_err(map_err)
-        })
+        Box::pin(self.enrollment_upsert(enrollment))
+    }
+
+    fn enrollment_by_lookup<'a>(
+        &'a self,
+        method: MethodKind,
+        lookup: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<Enrollment>>> {
+        Box::pin(self.enrollment_by_key(method, lookup))
+    }
+
+    fn touch_enrollment<'a>(
+        &'a self,
+        user: &'a Guid,
+        method: MethodKind,
+        at: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.enrollment_touch(user, method, at))
+    }
+
+    /// Ordered by the user's GUID bytes, then method.
+    fn all_enrollments(&self) -> BoxFuture<'_, StoreResult<Vec<Enrollment>>> {
+        Box::pin(self.enrollments_all())
     }
 
     fn delete_enrollment<'a>(
@@ -235,16 +227,7 @@ impl Store for SqlStore {
         user: &'a Guid,
         method: MethodKind,
     ) -> BoxFuture<'a, StoreResult<bool>> {
-        const SQL: &str = "DELETE FROM enrollments WHERE user_guid = $1 AND method = $2";
-        Box::pin(async move {
-            on_pool!(self, |p| sqlx::query(SQL)
-                .bind(user.0.as_slice())
-                .bind(method.as_str())
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected() > 0))
-            .map_err(map_err)
-        })
+        Box::pin(self.enrollment_delete(user, method))
     }
 
     /// The flow must exist (a challenge belongs to it and dies with it). The replacement takes

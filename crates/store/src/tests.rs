@@ -10,17 +10,18 @@ mod support;
 use std::str::FromStr;
 
 use rekey_core::audit::{GENESIS, verify};
-use rekey_core::store::Store;
+use rekey_core::store::{Enrollment, MethodKind, Store, StoreError};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use crate::{POSTGRES_MIGRATIONS, Pool, SQLITE_MIGRATIONS, SqlStore, map_err, migrate};
-use support::{Kind, NOW, TestDb, event, outbox_item};
+use support::{Kind, NOW, TestDb, event, guid, outbox_item};
 
 both!(
     audit_rows_cannot_be_updated_or_deleted,
     upgrade_from_0001_keeps_rate_events,
+    upgrade_from_0002_keeps_enrollments,
 );
 
 async fn raw(store: &SqlStore, sql: &str) -> Result<u64, rekey_core::store::StoreError> {
@@ -102,6 +103,95 @@ async fn upgrade_from_0001_keeps_rate_events(db: TestDb) {
     let claimed = s.claim(NOW, 60, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(s.finish("o1", 1).await.unwrap());
+    // A second start finds the schema current.
+    drop(db.sql().await);
+}
+
+/// A database at migration 2 (enrollments with value and verification time only) gets migration 3
+/// at the next start: its rows read back as contact methods and the new columns work, the lookup
+/// index included.
+async fn upgrade_from_0002_keeps_enrollments(db: TestDb) {
+    const OLD_ROW: &str =
+        "INSERT INTO enrollments (user_guid, method, value, verified_at) VALUES ($1, $2, $3, $4)";
+    let rows = [
+        (guid(1), "email", "alice@example.org", NOW - 20),
+        (guid(1), "sms", "+41791234567", NOW - 10),
+        (guid(2), "email", "bob@example.org", NOW),
+    ];
+    match db.kind {
+        Kind::Sqlite => {
+            let options = SqliteConnectOptions::from_str(&db.url)
+                .unwrap()
+                .create_if_missing(true);
+            let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+            migrate(&mut conn, "SQLite", &SQLITE_MIGRATIONS[..2], None)
+                .await
+                .unwrap();
+            for (user, method, value, at) in rows {
+                let q = sqlx::query(OLD_ROW).bind(user.0.as_slice()).bind(method);
+                q.bind(value).bind(at).execute(&mut conn).await.unwrap();
+            }
+            conn.close().await.unwrap();
+        }
+        Kind::Postgres => {
+            let mut conn = PgConnection::connect(&db.url).await.unwrap();
+            migrate(&mut conn, "PostgreSQL", &POSTGRES_MIGRATIONS[..2], None)
+                .await
+                .unwrap();
+            for (user, method, value, at) in rows {
+                let q = sqlx::query(OLD_ROW).bind(user.0.as_slice()).bind(method);
+                q.bind(value).bind(at).execute(&mut conn).await.unwrap();
+            }
+            conn.close().await.unwrap();
+        }
+        Kind::Mem => unreachable!("SQL only"),
+    }
+
+    let s = db.sql().await;
+    let contact = |user, method, value: &str, at| Enrollment::contact(user, method, value, at);
+    let alice = vec![
+        contact(guid(1), MethodKind::Email, "alice@example.org", NOW - 20),
+        contact(guid(1), MethodKind::Sms, "+41791234567", NOW - 10),
+    ];
+    let bob = contact(guid(2), MethodKind::Email, "bob@example.org", NOW);
+    assert_eq!(s.enrollments(&guid(1)).await.unwrap(), alice);
+    let mut all = alice;
+    all.push(bob.clone());
+    assert_eq!(s.all_enrollments().await.unwrap(), all);
+
+    // The new columns take values; the lookup key is unique per method.
+    assert!(
+        s.touch_enrollment(&guid(2), MethodKind::Email, NOW + 5)
+            .await
+            .unwrap()
+    );
+    let key = Enrollment {
+        data: vec![0xff, 0x00],
+        key_id: "k1".into(),
+        lookup: Some("h1".into()),
+        ..contact(guid(1), MethodKind::Passkey, "key", NOW)
+    };
+    s.upsert_enrollment(&key).await.unwrap();
+    let stolen = Enrollment {
+        user: guid(2),
+        ..key.clone()
+    };
+    let err = s.upsert_enrollment(&stolen).await;
+    assert!(matches!(err, Err(StoreError::Database(_))), "{err:?}");
+    assert_eq!(
+        s.enrollment_by_lookup(MethodKind::Passkey, "h1")
+            .await
+            .unwrap(),
+        Some(key)
+    );
+    let touched = s.enrollments(&guid(2)).await.unwrap();
+    assert_eq!(
+        touched,
+        vec![Enrollment {
+            last_used_at: Some(NOW + 5),
+            ..bob
+        }]
+    );
     // A second start finds the schema current.
     drop(db.sql().await);
 }

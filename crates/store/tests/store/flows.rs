@@ -144,12 +144,7 @@ async fn delete_user_flows_takes_their_challenges(db: TestDb) {
 async fn enrollments_upsert_and_delete(db: TestDb) {
     let s = db.store().await;
     assert_eq!(s.enrollments(&guid(1)).await.unwrap(), vec![]);
-    let mut e = Enrollment {
-        user: guid(1),
-        method: MethodKind::Email,
-        value: "alice@example.org".into(),
-        verified_at: NOW,
-    };
+    let mut e = Enrollment::contact(guid(1), MethodKind::Email, "alice@example.org", NOW);
     s.upsert_enrollment(&e).await.unwrap();
     e.value = "alice@example.net".into();
     e.verified_at = NOW + 10;

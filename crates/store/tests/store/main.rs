@@ -9,6 +9,7 @@ mod support;
 
 mod audit;
 mod challenges;
+mod enrollments;
 mod errors;
 mod flows;
 mod limits;
