@@ -26,6 +26,8 @@ pub enum Operation {
     Change,
     Enroll,
     MethodRemoved,
+    /// An operator issued a helpdesk one-time code to a caller they verified.
+    HelpdeskCode,
     /// A notification (code or notice) the outbox could not deliver.
     Notify,
     /// The proof that a password written in one zone arrived in another by synchronisation

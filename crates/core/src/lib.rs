@@ -15,15 +15,20 @@ pub mod error;
 pub mod fakes;
 pub mod landing;
 pub mod mask;
+pub mod method;
 pub mod notify;
 pub mod otp;
+pub mod passkey;
 pub mod policy;
+pub mod pow;
+pub mod questions;
 pub mod scope;
 pub mod secret;
 pub mod store;
 #[cfg(feature = "system")]
 pub mod system;
 pub mod tier;
+pub mod totp;
 
 pub use account::{Account, AccountState, Guid, Identifier, Sid};
 pub use error::UserFacing;

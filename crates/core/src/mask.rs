@@ -33,6 +33,17 @@ pub fn mask_email(addr: &str) -> String {
     masked
 }
 
+/// Mask a phone number: only the last two digits stay, everything else is a fixed pattern
+/// (`+49 170 1234567` → `+** *** ** 67`), so neither the country nor the length leaks.
+#[must_use]
+pub fn mask_phone(number: &str) -> String {
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    match digits.as_slice() {
+        [.., a, b] if digits.len() >= 6 => format!("+** *** ** {a}{b}"),
+        _ => "+** *** ** **".to_owned(),
+    }
+}
+
 /// First character (if any, and if it is not a separator) followed by the stars.
 fn mask_part(part: &str) -> String {
     match part.trim().chars().next() {

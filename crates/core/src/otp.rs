@@ -9,17 +9,37 @@ use crate::clock::Random;
 
 pub const DIGITS: usize = 6;
 
+/// Digits of a helpdesk code: longer than a self-service code, so the two never collide on
+/// one page and a helpdesk code is harder to guess over the phone line's lifetime.
+pub const HELPDESK_DIGITS: usize = 8;
+
 /// A uniformly random 6-digit code (rejection sampling: no modulo bias).
 pub fn generate(random: &dyn Random) -> String {
+    generate_digits(random, DIGITS)
+}
+
+/// A uniformly random code of `digits` (≤ 9) digits.
+pub fn generate_digits(random: &dyn Random, digits: usize) -> String {
+    let digits = digits.clamp(1, 9);
+    let modulus = 10u64.pow(u32::try_from(digits).unwrap_or(9));
+    // The largest multiple of the modulus that fits: values above it would bias the result.
+    let limit = (1u64 << 32) / modulus * modulus;
     loop {
         let mut b = [0u8; 4];
         random.fill(&mut b);
-        let n = u32::from_le_bytes(b);
-        // 4_294_000_000 is the largest multiple of 1_000_000 below 2^32.
-        if n < 4_294_000_000 {
-            return format!("{:06}", n % 1_000_000);
+        let n = u64::from(u32::from_le_bytes(b));
+        if n < limit {
+            return format!("{:0width$}", n % modulus, width = digits);
         }
     }
+}
+
+/// What the user typed, without the spaces and dashes people add.
+#[must_use]
+pub fn typed(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect()
 }
 
 fn mac(key: &[u8; 32], flow_id: &str, user: &Guid, purpose: &str) -> Hmac<Sha256> {
@@ -49,11 +69,22 @@ pub fn matches(
     code: &str,
     stored: &[u8],
 ) -> bool {
-    let typed: String = code
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .collect();
-    if typed.len() != DIGITS || !typed.bytes().all(|b| b.is_ascii_digit()) {
+    matches_digits(key, flow_id, user, purpose, code, stored, DIGITS)
+}
+
+/// `matches` for a code of `digits` digits.
+#[must_use]
+pub fn matches_digits(
+    key: &[u8; 32],
+    flow_id: &str,
+    user: &Guid,
+    purpose: &str,
+    code: &str,
+    stored: &[u8],
+    digits: usize,
+) -> bool {
+    let typed = typed(code);
+    if typed.len() != digits || !typed.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
     let mut m = mac(key, flow_id, user, purpose);

@@ -27,6 +27,8 @@ pub enum FlowKind {
     /// Not a flow but what one left: the per-zone result page of a finished reset, updated by
     /// the outbox worker while a zone is pending or queued.
     Receipt,
+    /// Not a flow either: holds a helpdesk one-time code for its user until used or expired.
+    Helpdesk,
 }
 
 impl FlowKind {
@@ -38,6 +40,7 @@ impl FlowKind {
             Self::Change => "change",
             Self::Enroll => "enroll",
             Self::Receipt => "receipt",
+            Self::Helpdesk => "helpdesk",
         }
     }
 
@@ -49,6 +52,7 @@ impl FlowKind {
             Self::Change,
             Self::Enroll,
             Self::Receipt,
+            Self::Helpdesk,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -71,35 +75,83 @@ pub struct FlowRecord {
     pub expires_at: UnixTime,
 }
 
-/// A verification method a user enrolled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A verification method a user enrolled. Helpdesk codes are issued, not enrolled, so they are
+/// not here (see `crate::method::Method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MethodKind {
     Email,
+    Sms,
+    Totp,
+    Passkey,
+    Questions,
 }
 
 impl MethodKind {
+    pub const ALL: [Self; 5] = [
+        Self::Email,
+        Self::Sms,
+        Self::Totp,
+        Self::Passkey,
+        Self::Questions,
+    ];
+
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Totp => "totp",
+            Self::Passkey => "passkey",
+            Self::Questions => "questions",
         }
     }
 
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        (s == "email").then_some(Self::Email)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
-/// An enrolled method, keyed by the account's objectGUID (names change; GUIDs do not).
+/// An enrolled method, keyed by the account's objectGUID (names change; GUIDs do not) and the
+/// method: one enrollment per method and user (several passkeys live in one enrollment's data).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enrollment {
     pub user: Guid,
     pub method: MethodKind,
-    /// The verified address (email) — a secret-ish contact detail, shown only masked.
+    /// What may be shown, masked: the email address, the phone number (E.164); a label for
+    /// the others.
     pub value: String,
+    /// The method's material: sealed (AES-256-GCM) when `key_id` is not empty — a TOTP seed,
+    /// the questions' Argon2id hashes — or public data (passkey credentials). Empty for email
+    /// and SMS.
+    pub data: Vec<u8>,
+    /// The id of the key `data` is sealed under; empty when it is not sealed.
+    pub key_id: String,
+    /// A second key to find the enrollment by, unique per method: a passkey's user handle (a
+    /// discoverable credential names its user by it, not by a user name).
+    pub lookup: Option<String>,
+    /// When the method was confirmed. It serves a reset only after the cool-down.
     pub verified_at: UnixTime,
+    /// When it last served as proof (reset, unlock, enrollment step-up).
+    pub last_used_at: Option<UnixTime>,
+}
+
+impl Enrollment {
+    /// A confirmed method with nothing sealed and no lookup key (email, SMS).
+    #[must_use]
+    pub fn contact(user: Guid, method: MethodKind, value: &str, verified_at: UnixTime) -> Self {
+        Self {
+            user,
+            method,
+            value: value.to_owned(),
+            data: Vec::new(),
+            key_id: String::new(),
+            lookup: None,
+            verified_at,
+            last_used_at: None,
+        }
+    }
 }
 
 /// An outstanding one-time code. Only its hash is stored.
@@ -197,11 +249,27 @@ pub trait Store: Send + Sync {
     fn delete_user_flows<'a>(&'a self, user: &'a Guid) -> BoxFuture<'a, StoreResult<u64>>;
 
     fn enrollments<'a>(&'a self, user: &'a Guid) -> BoxFuture<'a, StoreResult<Vec<Enrollment>>>;
-    /// Insert or replace the user's enrollment of that method.
+    /// Insert or replace the user's enrollment of that method (every field as given). A `lookup`
+    /// already used by another user's enrollment of the same method is a `Database` error.
     fn upsert_enrollment<'a>(
         &'a self,
         enrollment: &'a Enrollment,
     ) -> BoxFuture<'a, StoreResult<()>>;
+    /// The enrollment of `method` whose `lookup` is `lookup`, if any.
+    fn enrollment_by_lookup<'a>(
+        &'a self,
+        method: MethodKind,
+        lookup: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<Enrollment>>>;
+    /// Set `last_used_at` of the user's enrollment of `method`. `false` if there is none.
+    fn touch_enrollment<'a>(
+        &'a self,
+        user: &'a Guid,
+        method: MethodKind,
+        at: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+    /// Every enrollment, ordered by user then method (for the enrollment report).
+    fn all_enrollments(&self) -> BoxFuture<'_, StoreResult<Vec<Enrollment>>>;
     fn delete_enrollment<'a>(
         &'a self,
         user: &'a Guid,

@@ -9,6 +9,7 @@ use super::{Engine, EngineError, EngineResult, RequestContext};
 use crate::account::Account;
 use crate::audit::Operation;
 use crate::landing::ResetOptions;
+use crate::mask::mask_email;
 use crate::secret::Password;
 use crate::store::{Enrollment, MethodKind};
 
@@ -124,24 +125,81 @@ impl Engine {
         if !super::enroll::valid_address(address) {
             return Err(EngineError::BadAddress);
         }
-        let previous = self.inner.store.enrollments(&account.guid).await?;
-        let previous = previous.into_iter().find(|e| e.method == MethodKind::Email);
+        let before = self.inner.store.enrollments(&account.guid).await?;
         self.inner
             .store
-            .upsert_enrollment(&Enrollment {
-                user: account.guid,
-                method: MethodKind::Email,
-                value: address.to_owned(),
-                verified_at: self.now(),
-            })
+            .upsert_enrollment(&Enrollment::contact(
+                account.guid,
+                MethodKind::Email,
+                address,
+                self.now(),
+            ))
             .await?;
-        self.notify_method_change(
-            &account.guid,
-            Some(&account.sam_account_name),
-            previous.map(|p| p.value),
-            address,
-        )
-        .await;
+        let what = format!(
+            "the address {} was registered by an operator",
+            mask_email(address)
+        );
+        self.notify_method_change(&account.guid, Some(&account), &before, &what, Some(address))
+            .await;
         Ok(())
+    }
+
+    /// Issue a helpdesk one-time code (8 digits, single use, short-lived) for a caller the
+    /// operator verified; `ctx.actor` names the operator. The code is returned to be read out,
+    /// and counts as one gate of the lowest strength where the user's tier allows it.
+    pub async fn helpdesk_code(&self, ctx: &RequestContext, who: &str) -> EngineResult<String> {
+        let mut trail = Trail::new(Operation::HelpdeskCode);
+        trail.methods(&["operator"]);
+        let result = async {
+            let account = self.operator_target(&mut trail, who).await?;
+            let allowed = self
+                .rule_for(&account)
+                .is_some_and(|r| r.allows(crate::method::Method::HelpdeskCode));
+            if !allowed {
+                trail.note("tier_forbids_helpdesk_code");
+                return Err(EngineError::MethodUnavailable);
+            }
+            let now = self.now();
+            let id = self.helpdesk_key(&account.guid);
+            let ttl = self.inner.config.helpdesk_code_ttl.clamp(60, 3600);
+            // The code hangs off a flow of its own (one per user: a new code replaces the old,
+            // and a reset deletes it with the user's other flows).
+            let _ = self.inner.store.delete_flow(&id).await?;
+            self.inner
+                .store
+                .insert_flow(&crate::store::FlowRecord {
+                    id: id.clone(),
+                    kind: crate::store::FlowKind::Helpdesk,
+                    user: Some(account.guid),
+                    state: "{}".into(),
+                    version: 0,
+                    created_at: now,
+                    expires_at: now + ttl,
+                })
+                .await?;
+            let code = zeroize::Zeroizing::new(crate::otp::generate_digits(
+                self.inner.random.as_ref(),
+                crate::otp::HELPDESK_DIGITS,
+            ));
+            let challenge = crate::store::Challenge {
+                id: crate::clock::token(self.inner.random.as_ref(), 16),
+                flow_id: id.clone(),
+                user: account.guid,
+                purpose: "helpdesk".into(),
+                code_hash: crate::otp::hash(
+                    &self.inner.otp_key,
+                    &id,
+                    &account.guid,
+                    "helpdesk",
+                    &code,
+                ),
+                expires_at: now + ttl,
+                failed_attempts: 0,
+            };
+            self.inner.store.put_challenge(&challenge).await?;
+            Ok(code.as_str().to_owned())
+        }
+        .await;
+        self.record(ctx, trail, result).await
     }
 }

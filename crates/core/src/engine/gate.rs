@@ -8,7 +8,7 @@ use crate::otp;
 use crate::store::Challenge;
 
 impl Engine {
-    fn lock_key(user: &Guid) -> String {
+    pub(crate) fn lock_key(user: &Guid) -> String {
         format!("sspr-lock:{user}")
     }
 
@@ -32,21 +32,12 @@ impl Engine {
         to: &str,
         subject: &str,
     ) -> EngineResult<()> {
-        let code = otp::generate(self.inner.random.as_ref());
-        let challenge = Challenge {
-            id: crate::clock::token(self.inner.random.as_ref(), 16),
-            flow_id: flow_id.to_owned(),
-            user: *user,
-            purpose: purpose.to_owned(),
-            code_hash: otp::hash(&self.inner.otp_key, flow_id, user, purpose, &code),
-            expires_at: self.now() + self.inner.config.code_ttl.min(600),
-            failed_attempts: 0,
-        };
-        self.inner.store.put_challenge(&challenge).await?;
+        let code = self.put_code(flow_id, user, purpose).await?;
         let minutes = self.inner.config.code_ttl.min(600) / 60;
         let body = format!(
             "Your {org} verification code is:\n\n    {code}\n\nIt is valid for {minutes} minutes and can be used once.\n\
              If you did not ask for it, ignore this message: nothing changes without the code.\n",
+            code = code.as_str(),
             org = self.inner.config.organisation
         );
         // Over the per-user mail budget the code is silently not sent (invariant 27): the page is
@@ -60,6 +51,28 @@ impl Engine {
             .await?;
         self.kick_outbox().await;
         Ok(())
+    }
+
+    /// A new 6-digit code for (flow, user, purpose); only its hash is stored, replacing any
+    /// earlier code of the same flow and purpose (invariant 2).
+    pub(crate) async fn put_code(
+        &self,
+        flow_id: &str,
+        user: &Guid,
+        purpose: &str,
+    ) -> EngineResult<zeroize::Zeroizing<String>> {
+        let code = zeroize::Zeroizing::new(otp::generate(self.inner.random.as_ref()));
+        let challenge = Challenge {
+            id: crate::clock::token(self.inner.random.as_ref(), 16),
+            flow_id: flow_id.to_owned(),
+            user: *user,
+            purpose: purpose.to_owned(),
+            code_hash: otp::hash(&self.inner.otp_key, flow_id, user, purpose, &code),
+            expires_at: self.now() + self.inner.config.code_ttl.min(600),
+            failed_attempts: 0,
+        };
+        self.inner.store.put_challenge(&challenge).await?;
+        Ok(code)
     }
 
     /// Check a typed code. Wrong answers count per code (≤ 5) and per user per hour (≤ 5, then

@@ -11,7 +11,11 @@ mod budget;
 mod change;
 mod enroll;
 mod gate;
+mod gates;
 mod jobs;
+mod methods;
+#[cfg(test)]
+mod methods_tests;
 mod outbox;
 mod reset;
 mod state;
@@ -39,6 +43,8 @@ use trail::Trail;
 
 pub use change::ChangeOutcome;
 pub use enroll::EnrollStep;
+pub use gates::{Choice, Chosen, Progress};
+pub use methods::{MethodView, ReportRow};
 pub use reset::ResetOutcome;
 pub use state::FlowId;
 pub use zones::{ZoneReport, ZoneState, minutes};
@@ -85,6 +91,27 @@ pub struct EngineConfig {
     /// a note in the audit record (false, the default: an outage of a third-party API must not
     /// stop every reset).
     pub breached_fail_closed: bool,
+    /// How many gates each tier passes, and which methods count (invariant 1).
+    pub gates: crate::method::Gates,
+    /// Security questions may be enrolled (off by default, invariant 6).
+    pub questions_enabled: bool,
+    /// The questions users choose from; empty: each user writes their own.
+    pub question_list: Vec<String>,
+    /// Country calling codes SMS may go to (e.g. "49", "44", "1"); empty: SMS off (27).
+    pub sms_countries: Vec<String>,
+    /// Text messages per user, per client IP and for the whole portal per day (27).
+    pub sms_per_user_per_day: u32,
+    pub sms_per_ip_per_day: u32,
+    pub sms_per_day: u32,
+    /// How long a helpdesk one-time code lives (seconds).
+    pub helpdesk_code_ttl: i64,
+    /// Identify requests per client IP per minute, and for the whole portal per minute, above
+    /// which a proof of work is asked for (28). 0: never.
+    pub pow_per_ip_per_minute: u32,
+    pub pow_per_minute: u32,
+    /// Difficulty (leading zero bits) and the wait that replaces it without JavaScript.
+    pub pow_bits: u8,
+    pub pow_fallback_secs: i64,
     /// Public base URL for links in mail (never the request's Host header, invariant 16).
     pub public_base_url: String,
     pub organisation: String,
@@ -109,6 +136,18 @@ impl Default for EngineConfig {
             zone_retry_window: 3600,
             breached_min_count: 1,
             breached_fail_closed: false,
+            gates: crate::method::Gates::default(),
+            questions_enabled: false,
+            question_list: Vec::new(),
+            sms_countries: Vec::new(),
+            sms_per_user_per_day: 5,
+            sms_per_ip_per_day: 20,
+            sms_per_day: 500,
+            helpdesk_code_ttl: 900,
+            pow_per_ip_per_minute: 30,
+            pow_per_minute: 600,
+            pow_bits: 18,
+            pow_fallback_secs: 10,
             public_base_url: "https://localhost".into(),
             organisation: "Rekey".into(),
         }
@@ -177,6 +216,31 @@ pub enum EngineError {
     /// Operator paths only: no account matches the name.
     #[error("RK-DIR-002: no such account")]
     NoSuchAccount,
+    /// The passkey answer was not accepted (any reason: the page never says which).
+    #[error("RK-PASSKEY-002: the passkey was not accepted")]
+    PasskeyRefused,
+    /// The security answers were not all right.
+    #[error("RK-VERIFY-003: the answers are not correct")]
+    WrongAnswers,
+    /// The method is not offered here (not configured, not for this tier, not enrolled).
+    #[error("RK-METHOD-001: this method is not available")]
+    MethodUnavailable,
+    /// The phone number is not E.164 or its country is not allowed (invariant 27).
+    #[error("RK-METHOD-002: phone number not accepted")]
+    BadPhone,
+    /// The security questions do not meet the rules (3–5, 3–40 characters, distinct).
+    #[error("RK-METHOD-003: {0}")]
+    Questions(crate::questions::QuestionError),
+    /// A proof of work is needed before identify (too many requests, invariant 28).
+    #[error("RK-RATE-002: please confirm you are not a robot")]
+    ProofOfWork {
+        challenge: String,
+        bits: u8,
+        wait_secs: i64,
+    },
+    /// A stored method secret cannot be opened: its key is not loaded (issue of key files).
+    #[error("RK-KEY-001: a stored secret cannot be opened with the loaded keys (key id {0})")]
+    SealedKey(String),
 }
 
 impl UserFacing for EngineError {
@@ -201,6 +265,13 @@ impl UserFacing for EngineError {
             Self::Mail => "RK-MAIL-001",
             Self::Ineligible(why) => why.code(),
             Self::NoSuchAccount => "RK-DIR-002",
+            Self::PasskeyRefused => "RK-PASSKEY-002",
+            Self::WrongAnswers => "RK-VERIFY-003",
+            Self::MethodUnavailable => "RK-METHOD-001",
+            Self::BadPhone => "RK-METHOD-002",
+            Self::Questions(_) => "RK-METHOD-003",
+            Self::ProofOfWork { .. } => "RK-RATE-002",
+            Self::SealedKey(_) => "RK-KEY-001",
         }
     }
 
@@ -245,6 +316,25 @@ impl UserFacing for EngineError {
             }
             Self::Ineligible(why) => why.message(),
             Self::NoSuchAccount => crate::landing::Rejection::NoSuchUser.message(),
+            Self::PasskeyRefused => {
+                "The passkey was not accepted. Try again, or use another way to verify."
+            }
+            Self::WrongAnswers => "The answers are not correct.",
+            Self::MethodUnavailable => "This way of verifying is not available here.",
+            Self::BadPhone => {
+                "That phone number is not accepted. Use the international format, e.g. \
+                 +49 170 1234567, from a country your organisation allows."
+            }
+            Self::Questions(_) => {
+                "Choose 3 to 5 different questions with different answers of 3 to 40 characters."
+            }
+            Self::ProofOfWork { .. } => {
+                "Many requests are coming in. Your browser solves a small puzzle first; without \
+                 JavaScript, wait a few seconds and continue."
+            }
+            Self::SealedKey(_) => {
+                "The service is temporarily unavailable. Nothing was changed; try again soon."
+            }
         }
     }
 }
@@ -276,6 +366,10 @@ pub struct Parts {
     pub banned: crate::banned::BannedList,
     /// Known-breached passwords (an HIBP-style range API or a local SHA-1 file), if configured.
     pub breached: Option<Arc<dyn crate::breached::BreachedPasswords>>,
+    /// Text messages (SMS codes), if configured.
+    pub sms: Option<Arc<dyn crate::notify::SmsSender>>,
+    /// Passkeys (WebAuthn), if configured.
+    pub passkeys: Option<Arc<dyn crate::passkey::Passkeys>>,
 }
 
 impl Engine {

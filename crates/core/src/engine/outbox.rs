@@ -17,7 +17,7 @@ use super::trail::Trail;
 use super::{Engine, EngineError, EngineResult, RequestContext};
 use crate::account::Guid;
 use crate::audit::{Actor, Operation};
-use crate::notify::{Email, NotifyError};
+use crate::notify::{Email, NotifyError, Sms, SmsError};
 use crate::store::{OutboxItem, OutboxKind};
 
 /// How long a claimed item is left to its worker before another may retry it (seconds).
@@ -30,6 +30,15 @@ struct Sealed {
     to: String,
     subject: String,
     body: String,
+    /// A text message to the number `to` (the subject is unused), not a mail.
+    #[serde(default)]
+    sms: bool,
+}
+
+/// What an outbox "mail" item carries: a mail or a text message.
+enum Message {
+    Email(Email),
+    Sms(Sms),
 }
 
 /// Seconds before attempt `n + 1` after `n` failed attempts: 5, 10, 20, … at most 300.
@@ -45,13 +54,8 @@ impl Engine {
         Aes256Gcm::new(&mac.finalize().into_bytes())
     }
 
-    fn seal(&self, id: &str, mail: &Email) -> Vec<u8> {
-        let plain = serde_json::to_vec(&Sealed {
-            to: mail.to.clone(),
-            subject: mail.subject.clone(),
-            body: mail.body.clone(),
-        })
-        .unwrap_or_default();
+    fn seal(&self, id: &str, sealed: &Sealed) -> Vec<u8> {
+        let plain = Zeroizing::new(serde_json::to_vec(sealed).unwrap_or_default());
         self.seal_bytes(id, &plain)
     }
 
@@ -87,31 +91,39 @@ impl Engine {
             .map(Zeroizing::new)
     }
 
-    fn unseal(&self, item: &OutboxItem) -> Option<Email> {
+    fn unseal(&self, item: &OutboxItem) -> Option<Message> {
         let plain = self.unseal_bytes(item)?;
         let s: Sealed = serde_json::from_slice(&plain).ok()?;
-        Some(Email {
-            to: s.to,
-            subject: s.subject,
-            body: s.body,
+        Some(if s.sms {
+            Message::Sms(Sms {
+                to: s.to,
+                body: s.body,
+            })
+        } else {
+            Message::Email(Email {
+                to: s.to,
+                subject: s.subject,
+                body: s.body,
+            })
         })
     }
 
-    /// Queue a mail for `user` within the per-user budget (invariant 27), valid for `ttl`
-    /// seconds. Over budget it is silently not queued (the page is the same either way).
-    pub(crate) async fn queue_mail(&self, user: &Guid, mail: &Email, ttl: i64) -> EngineResult<()> {
+    /// Queue a text message (its budgets were reserved by the caller), valid for `ttl` seconds.
+    pub(crate) async fn queue_sms(&self, user: &Guid, sms: &Sms, ttl: i64) -> EngineResult<()> {
+        let sealed = Sealed {
+            to: sms.to.clone(),
+            subject: String::new(),
+            body: sms.body.clone(),
+            sms: true,
+        };
+        self.enqueue_message(user, &sealed, ttl).await
+    }
+
+    async fn enqueue_message(&self, user: &Guid, sealed: &Sealed, ttl: i64) -> EngineResult<()> {
         let now = self.now();
-        let sent = self
-            .inner
-            .store
-            .hit(&format!("mail:{user}"), now, 3600)
-            .await?;
-        if sent > self.inner.config.emails_per_user_per_hour {
-            return Ok(());
-        }
         let id = crate::clock::token(self.inner.random.as_ref(), 16);
         let item = OutboxItem {
-            payload: self.seal(&id, mail),
+            payload: self.seal(&id, sealed),
             id,
             kind: OutboxKind::Mail,
             user: Some(*user),
@@ -121,6 +133,59 @@ impl Engine {
         };
         self.inner.store.enqueue(&item).await?;
         Ok(())
+    }
+
+    async fn send(&self, message: &Message) -> Result<(), NotifyError> {
+        match message {
+            Message::Email(mail) => self.inner.mailer.send(mail).await,
+            Message::Sms(sms) => match &self.inner.sms {
+                None => Err(NotifyError::Refused("SMS is not configured".into())),
+                Some(gateway) => gateway.send(sms).await.map_err(|e| match e {
+                    SmsError::Unavailable(why) | SmsError::Throttled(why) => {
+                        NotifyError::Unavailable(why)
+                    }
+                    SmsError::Refused(why) => NotifyError::Refused(why),
+                }),
+            },
+        }
+    }
+
+    /// Queue a mail for `user` within the per-user budget (invariant 27), valid for `ttl`
+    /// seconds. Over budget it is silently not queued (the page is the same either way).
+    pub(crate) async fn queue_mail(&self, user: &Guid, mail: &Email, ttl: i64) -> EngineResult<()> {
+        self.queue_mail_in(user, mail, ttl, "mail").await
+    }
+
+    /// A notice ("your password was reset", "your methods changed"): its own per-user budget,
+    /// so anonymous identify requests spending the code budget cannot silence it.
+    pub(crate) async fn queue_notice(&self, user: &Guid, mail: &Email) -> EngineResult<()> {
+        self.queue_mail_in(user, mail, super::reset::NOTICE_TTL, "notice")
+            .await
+    }
+
+    async fn queue_mail_in(
+        &self,
+        user: &Guid,
+        mail: &Email,
+        ttl: i64,
+        budget: &str,
+    ) -> EngineResult<()> {
+        let now = self.now();
+        let sent = self
+            .inner
+            .store
+            .hit(&format!("{budget}:{user}"), now, 3600)
+            .await?;
+        if sent > self.inner.config.emails_per_user_per_hour {
+            return Ok(());
+        }
+        let sealed = Sealed {
+            to: mail.to.clone(),
+            subject: mail.subject.clone(),
+            body: mail.body.clone(),
+            sms: false,
+        };
+        self.enqueue_message(user, &sealed, ttl).await
     }
 
     /// Start delivering what was queued: after the answer when the engine has a spawner,
@@ -162,8 +227,8 @@ impl Engine {
             }
             let why = if item.expires_at <= now {
                 "expired"
-            } else if let Some(mail) = self.unseal(&item) {
-                match self.inner.mailer.send(&mail).await {
+            } else if let Some(message) = self.unseal(&item) {
+                match self.send(&message).await {
                     Ok(()) => {
                         self.inner.store.finish(&item.id, item.attempts).await?;
                         sent += 1;

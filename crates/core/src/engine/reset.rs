@@ -11,9 +11,8 @@ use crate::landing::{LandingError, ResetOptions};
 use crate::notify::Email;
 use crate::policy::PasswordPolicy;
 use crate::secret::Password;
-use crate::store::{FlowKind, MethodKind};
+use crate::store::{Enrollment, FlowKind, MethodKind};
 
-const PURPOSE: &str = "reset:email";
 /// How long a notice is worth delivering (seconds).
 pub(crate) const NOTICE_TTL: i64 = 86_400;
 
@@ -45,11 +44,30 @@ impl Engine {
         kind: FlowKind,
         who: &str,
     ) -> EngineResult<FlowId> {
+        self.start_reset_pow(ctx, kind, who, None).await
+    }
+
+    /// `start_reset` with the answer to a proof-of-work challenge (`(challenge, answer)`), which
+    /// is required while this client or the whole portal is over its identify rate
+    /// (invariant 28): without a valid one the answer is `EngineError::ProofOfWork` with a new
+    /// puzzle. Every counter lives in the store, so replicas share them; a solved puzzle is
+    /// spent once.
+    pub async fn start_reset_pow(
+        &self,
+        ctx: &RequestContext,
+        kind: FlowKind,
+        who: &str,
+        pow: Option<(&str, &str)>,
+    ) -> EngineResult<FlowId> {
         let mut trail = Trail::new(Operation::Identify);
         let mut created = None;
-        let result = self
-            .start_reset_inner(&mut trail, kind, who, &mut created)
-            .await;
+        let result = match self.pow_gate(ctx, &mut trail, pow).await {
+            Ok(()) => {
+                self.start_reset_inner(ctx, &mut trail, kind, who, &mut created)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let result = self.record(ctx, trail, result).await;
         if let (Err(_), Some(flow)) = (&result, created) {
             // No orphan flow behind a failure (best effort: the store may be what failed).
@@ -60,6 +78,7 @@ impl Engine {
 
     async fn start_reset_inner(
         &self,
+        ctx: &RequestContext,
         trail: &mut Trail,
         kind: FlowKind,
         who: &str,
@@ -79,7 +98,7 @@ impl Engine {
             Some(account) => {
                 trail.target(account);
                 match self.eligible_enrolled(account).await? {
-                    Ok(address) => Some((account, address)),
+                    Ok(usable) => Some((account, usable)),
                     Err(why) => {
                         trail.decoy(why);
                         None
@@ -87,89 +106,126 @@ impl Engine {
                 }
             }
         };
+        let step = Step::AwaitCode {
+            attempts: 0,
+            sent: None,
+        };
         let flow = self
-            .new_flow(
-                kind,
-                target.as_ref().map(|(a, _)| a.guid),
-                &Step::AwaitCode { attempts: 0 },
-            )
+            .new_flow(kind, target.as_ref().map(|(a, _)| a.guid), &step)
             .await?;
         created.replace(flow.clone());
-        if let Some((account, address)) = &target {
-            let subject = format!("Your {} verification code", self.inner.config.organisation);
+        if let Some((account, usable)) = &target {
             let key = self.flow_key(&flow);
-            self.issue_code(&key, &account.guid, PURPOSE, address, &subject)
+            let sent = self
+                .open_first_gate(ctx, &key, account, usable, trail)
                 .await?;
-            trail.methods(&["email_otp"]);
+            if sent.is_some() {
+                let loaded = self.load(&flow, &[kind]).await?;
+                self.advance(&loaded, &Step::AwaitCode { attempts: 0, sent })
+                    .await?;
+            }
         }
         Ok(flow)
     }
 
-    /// `Ok(address)` if the account may reset by email now, else why not (for the audit only).
+    /// Count this identify and, over the rate, ask for (or check) a proof of work.
+    async fn pow_gate(
+        &self,
+        ctx: &RequestContext,
+        trail: &mut Trail,
+        pow: Option<(&str, &str)>,
+    ) -> EngineResult<()> {
+        let cfg = &self.inner.config;
+        let now = self.now();
+        let store = &self.inner.store;
+        let all = store.hit("identify:all", now, 60).await?;
+        let mine = match &ctx.client_ip {
+            Some(ip) => store.hit(&format!("identify:ip:{ip}"), now, 60).await?,
+            None => 0,
+        };
+        let over = (cfg.pow_per_minute > 0 && all > cfg.pow_per_minute)
+            || (cfg.pow_per_ip_per_minute > 0 && mine > cfg.pow_per_ip_per_minute);
+        if !over {
+            return Ok(());
+        }
+        let key = self.pow_key();
+        let max_age = cfg.pow_fallback_secs.max(1) + 300;
+        if let Some((challenge, answer)) = pow
+            && let Ok(solved) = crate::pow::check(&key, challenge, answer, now, max_age)
+        {
+            let spent = store
+                .reserve(&format!("pow:{}", solved.nonce()), now, max_age, 1)
+                .await?;
+            if spent.is_some() {
+                trail.note(match solved.via() {
+                    crate::pow::Via::Work => "proof_of_work",
+                    crate::pow::Via::Wait => "proof_of_wait",
+                });
+                return Ok(());
+            }
+        }
+        trail.note("proof_of_work_required");
+        let puzzle = crate::pow::issue(
+            &key,
+            self.inner.random.as_ref(),
+            now,
+            cfg.pow_bits,
+            cfg.pow_fallback_secs,
+        );
+        Err(EngineError::ProofOfWork {
+            challenge: puzzle.challenge,
+            bits: puzzle.bits,
+            wait_secs: cfg.pow_fallback_secs,
+        })
+    }
+
+    fn pow_key(&self) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.inner.otp_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(b"rekey pow key v1");
+        mac.finalize().into_bytes().into()
+    }
+
+    /// `Ok(methods)` — the methods that may serve this account's reset now — or why it gets a
+    /// decoy flow (for the audit only).
     async fn eligible_enrolled(
         &self,
         account: &Account,
-    ) -> EngineResult<Result<String, &'static str>> {
+    ) -> EngineResult<Result<Vec<Enrollment>, &'static str>> {
         if let Err(why) = self.inner.scope.check(account, &self.inner.protected) {
             return Ok(Err(why.as_str()));
         }
+        let Some(rule) = self.rule_for(account) else {
+            return Ok(Err("privileged_excluded"));
+        };
         if self.sspr_locked(&account.guid).await? {
             return Ok(Err("sspr_locked"));
         }
-        let now = self.now();
-        let enrolled = self.inner.store.enrollments(&account.guid).await?;
-        let email = enrolled.into_iter().find(|e| e.method == MethodKind::Email);
-        Ok(match email {
-            None => Err("not_enrolled"),
-            Some(e) if e.verified_at + self.inner.config.enroll_cooldown > now => {
-                Err("enrollment_cooling_down")
+        let usable = self.usable(&account.guid, rule).await?;
+        // A helpdesk code the operator issued is the way in for a caller with nothing usable:
+        // a real flow (same page), nothing sent.
+        if usable.is_empty() && rule.allows(crate::method::Method::HelpdeskCode) {
+            let id = self.helpdesk_key(&account.guid);
+            if self
+                .inner
+                .store
+                .challenge(&id, "helpdesk", self.now())
+                .await?
+                .is_some()
+            {
+                return Ok(Ok(usable));
             }
-            Some(e) => Ok(e.value),
-        })
-    }
-
-    /// Check the emailed code of a reset or unlock flow. On success the flow gets a NEW id (the
-    /// caller must replace its cookie: the id rotates at each privilege step, invariant 13).
-    pub async fn verify_reset_code(
-        &self,
-        ctx: &RequestContext,
-        flow: &str,
-        code: &str,
-    ) -> EngineResult<FlowId> {
-        let mut trail = Trail::new(Operation::Verify);
-        trail.methods(&["email_otp"]);
-        let result = self.verify_reset_code_inner(&mut trail, flow, code).await;
-        self.record(ctx, trail, result).await
-    }
-
-    async fn verify_reset_code_inner(
-        &self,
-        trail: &mut Trail,
-        flow: &str,
-        code: &str,
-    ) -> EngineResult<FlowId> {
-        let loaded = self
-            .load(flow, &[FlowKind::Reset, FlowKind::Unlock])
-            .await?;
-        // The flow's GUID is enough for the record: the identify record names the account, and
-        // no directory read here means real and decoy flows do the same work.
-        trail.target_guid(loaded.user());
-        let Step::AwaitCode { attempts } = loaded.step else {
-            return Err(EngineError::WrongStep);
-        };
-        self.check_code(&loaded, PURPOSE, code, attempts, |attempts| {
-            Step::AwaitCode { attempts }
-        })
-        .await?;
-        // Exactly one caller wins the old id; the flow continues under a fresh one.
-        if !self.forget(flow).await? {
-            return Err(EngineError::WrongStep);
         }
-        let step = Step::Verified {
-            methods: vec!["email_otp".to_owned()],
-        };
-        self.new_flow(loaded.record.kind, loaded.record.user, &step)
-            .await
+        if usable.is_empty() {
+            let any = self.inner.store.enrollments(&account.guid).await?;
+            return Ok(Err(if any.is_empty() {
+                "not_enrolled"
+            } else {
+                "enrollment_cooling_down"
+            }));
+        }
+        Ok(Ok(usable))
     }
 
     /// Which step a reset/unlock flow is at: `true` once the gate passed.
@@ -343,11 +399,7 @@ impl Engine {
             subject: format!("Your {} account {what}", cfg.organisation),
             body,
         };
-        if self
-            .queue_mail(&account.guid, &mail, NOTICE_TTL)
-            .await
-            .is_ok()
-        {
+        if self.queue_notice(&account.guid, &mail).await.is_ok() {
             self.kick_outbox().await;
         }
     }

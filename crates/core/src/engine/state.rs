@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Engine, EngineError, EngineResult};
 use crate::account::Guid;
-use crate::store::{FlowKind, FlowRecord};
+use crate::method::Method;
+use crate::store::{FlowKind, FlowRecord, MethodKind};
 
 /// The opaque id the browser holds (in a cookie, never in the URL or a form).
 pub type FlowId = String;
@@ -12,20 +13,83 @@ pub type FlowId = String;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub(crate) enum Step {
-    /// Reset/unlock: waiting for the emailed code (also the only step of a decoy flow).
-    AwaitCode { attempts: u32 },
-    /// Reset/unlock: the gate passed with these methods.
+    /// Reset/unlock, first gate: one code page for everyone, decoys included. A code went to
+    /// `sent` (email or SMS) if the account has such a method; an authenticator-app code or a
+    /// helpdesk code is accepted too.
+    AwaitCode {
+        attempts: u32,
+        #[serde(default)]
+        sent: Option<Method>,
+    },
+    /// Reset/unlock, first gate by a discoverable passkey: no user name, so no user yet.
+    PasskeyFirst {
+        ceremony: Ceremony,
+        #[serde(default)]
+        attempts: u32,
+    },
+    /// Reset/unlock after a gate passed and another is needed, or enrollment's step-up (a
+    /// method the user already has proves it is them): `pending` is the chosen method.
+    Gate {
+        passed: Vec<Method>,
+        #[serde(default)]
+        pending: Option<Pending>,
+        attempts: u32,
+        /// Enrollment only: when the directory sign-in happened.
+        #[serde(default)]
+        signed_in: Option<i64>,
+    },
+    /// Reset/unlock: the gates passed with these methods.
     Verified { methods: Vec<String> },
     /// Reset: a landing is in progress (claimed atomically; a second submit finds this).
     Landing,
-    /// Enroll: signed in with directory credentials at `at`.
+    /// Enroll: signed in with directory credentials at `at` (and proved an existing method
+    /// where one exists): the methods page.
     SignedIn { at: i64 },
-    /// Enroll: a code was sent to `address`.
+    /// Enroll: a code was sent to `address` (email or phone) to confirm it.
     AwaitEnrollCode {
         at: i64,
         address: String,
         attempts: u32,
+        #[serde(default = "email_kind")]
+        kind: MethodKind,
     },
+    /// Enroll: an authenticator app is being set up; the seed is sealed.
+    TotpSetup {
+        at: i64,
+        sealed_seed: Vec<u8>,
+        attempts: u32,
+    },
+    /// Enroll: a passkey is being registered for the user handle `handle` (hex).
+    PasskeySetup {
+        at: i64,
+        ceremony: Ceremony,
+        handle: String,
+    },
+}
+
+fn email_kind() -> MethodKind {
+    MethodKind::Email
+}
+
+/// A ceremony kept in the flow: the options the page shows, the state only the server sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Ceremony {
+    pub options: String,
+    pub state: String,
+}
+
+/// The method a gate waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Pending {
+    /// A code was sent (email, SMS) or is read from the app (TOTP).
+    Code {
+        method: Method,
+    },
+    Passkey {
+        ceremony: Ceremony,
+    },
+    Questions,
 }
 
 pub(crate) struct Loaded {

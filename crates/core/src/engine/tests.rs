@@ -7,7 +7,7 @@ use crate::account::{Guid, Sid};
 use crate::fakes::*;
 use crate::landing::Rejection;
 use crate::secret::Password;
-use crate::store::FlowKind;
+use crate::store::{FlowKind, MethodKind};
 
 pub(super) fn ctx() -> RequestContext {
     RequestContext {
@@ -62,7 +62,9 @@ fn reset_happy_path_lands_once_and_ends_all_flows() {
     let flow = run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal")).unwrap();
     let code = w.last_code();
     let old_id = flow;
-    let flow = run(w.engine.verify_reset_code(&ctx(), &old_id, &code)).unwrap();
+    let flow = run(w.engine.verify_reset_code(&ctx(), &old_id, &code))
+        .unwrap()
+        .into_id();
     assert_ne!(flow, old_id, "the flow id rotates at the privilege step");
     assert!(run(w.engine.reset_verified(&flow)).unwrap());
     // The old id is dead, and the same code cannot be used twice.
@@ -160,7 +162,7 @@ fn codes_expire_and_a_new_code_voids_the_old() {
     run(w.engine.issue_code(
         &w.engine.flow_key(&flow),
         &user,
-        "reset:email",
+        "gate:email_otp",
         "u1@home.example",
         "s",
     ))
@@ -169,7 +171,7 @@ fn codes_expire_and_a_new_code_voids_the_old() {
     run(w.engine.issue_code(
         &w.engine.flow_key(&flow),
         &user,
-        "reset:email",
+        "gate:email_otp",
         "u1@home.example",
         "s",
     ))
@@ -185,7 +187,9 @@ fn codes_expire_and_a_new_code_voids_the_old() {
 
 pub(super) fn verified(w: &World, kind: FlowKind) -> FlowId {
     let flow = run(w.engine.start_reset(&ctx(), kind, "normal")).unwrap();
-    run(w.engine.verify_reset_code(&ctx(), &flow, &w.last_code())).unwrap()
+    run(w.engine.verify_reset_code(&ctx(), &flow, &w.last_code()))
+        .unwrap()
+        .into_id()
 }
 
 #[test]
@@ -333,12 +337,30 @@ fn enrollment_sign_in_email_confirm_and_cooldown() {
         .engine
         .enroll_sign_in(&ctx(), "normal", &Password::from("Old-Password-1")))
     .unwrap();
-    assert_eq!(
-        run(w.engine.enroll_step(&flow)).unwrap(),
-        EnrollStep::SignedIn {
-            current: Some("u***@h***.example".into())
-        }
-    );
+    // An address is enrolled already: it must prove the user first (step-up).
+    let EnrollStep::StepUp(choices) = run(w.engine.enroll_step(&flow)).unwrap() else {
+        panic!("step-up expected");
+    };
+    assert_eq!(choices.len(), 1);
+    assert_eq!(choices[0].hint, "u***@h***.example");
+    assert!(matches!(
+        run(w
+            .engine
+            .enroll_email(&ctx(), &flow, "new.me@mail.example.org")),
+        Err(EngineError::WrongStep)
+    ));
+    run(w
+        .engine
+        .choose_gate(&ctx(), &flow, crate::method::Method::EmailOtp))
+    .unwrap();
+    assert_eq!(w.last_mail().to, "u1@home.example");
+    let flow = run(w.engine.enroll_verify_code(&ctx(), &flow, &w.last_code()))
+        .unwrap()
+        .into_id();
+    let EnrollStep::Manage { methods, .. } = run(w.engine.enroll_step(&flow)).unwrap() else {
+        panic!("methods page expected");
+    };
+    assert_eq!(methods[0].hint, "u***@h***.example");
     assert!(matches!(
         run(w.engine.enroll_email(&ctx(), &flow, "not an address")),
         Err(EngineError::BadAddress)
@@ -350,25 +372,31 @@ fn enrollment_sign_in_email_confirm_and_cooldown() {
     assert_eq!(
         run(w.engine.enroll_step(&flow)).unwrap(),
         EnrollStep::AwaitCode {
-            masked: "n***@m***.org".into()
+            masked: "n***@m***.org".into(),
+            kind: MethodKind::Email,
         }
     );
     assert_eq!(w.last_mail().to, "new.me@mail.example.org");
     run(w.engine.enroll_confirm(&ctx(), &flow, &w.last_code())).unwrap();
-    let to: Vec<String> = w
+    let mut to: Vec<String> = w
         .mail
         .0
         .lock()
         .unwrap()
         .iter()
         .rev()
-        .take(2)
+        .take(3)
         .map(|m| m.to.clone())
         .collect();
+    to.sort();
     assert_eq!(
         to,
-        vec!["u1@home.example", "new.me@mail.example.org"],
-        "old and new address told"
+        vec![
+            "new.me@mail.example.org",
+            "normal@corp.example.com",
+            "u1@home.example"
+        ],
+        "every address told: enrolled, the directory's, and the new one"
     );
     // The new address is cooling down: a reset sends nothing for 24 h.
     let mails = w.mails();
@@ -382,6 +410,13 @@ fn enrollment_sign_in_email_confirm_and_cooldown() {
         .engine
         .enroll_sign_in(&ctx(), "normal", &Password::from("Old-Password-1")))
     .unwrap();
+    run(w
+        .engine
+        .choose_gate(&ctx(), &flow, crate::method::Method::EmailOtp))
+    .unwrap();
+    let flow = run(w.engine.enroll_verify_code(&ctx(), &flow, &w.last_code()))
+        .unwrap()
+        .into_id();
     w.clock.0.fetch_add(301, Ordering::Relaxed);
     assert!(matches!(
         run(w.engine.enroll_email(&ctx(), &flow, "x@y.example")),

@@ -17,7 +17,9 @@ const NEW: &str = "Brand-New-Pass-1";
 /// A verified reset flow for `normal`.
 fn verified(w: &World) -> FlowId {
     let flow = run(w.engine.start_reset(&ctx(), FlowKind::Reset, "normal")).unwrap();
-    run(w.engine.verify_reset_code(&ctx(), &flow, &w.last_code())).unwrap()
+    run(w.engine.verify_reset_code(&ctx(), &flow, &w.last_code()))
+        .unwrap()
+        .into_id()
 }
 
 fn reset(w: &World) -> EngineResult<ResetOutcome> {
@@ -376,7 +378,9 @@ fn a_change_reaches_the_cloud_twin_and_an_unlock_is_ads_alone() {
     assert_eq!(records(&w).pop().unwrap()["result"], "partial");
     // An unlock is AD's alone.
     let flow = run(w.engine.start_reset(&ctx(), FlowKind::Unlock, "normal")).unwrap();
-    let flow = run(w.engine.verify_reset_code(&ctx(), &flow, &w.last_code())).unwrap();
+    let flow = run(w.engine.verify_reset_code(&ctx(), &flow, &w.last_code()))
+        .unwrap()
+        .into_id();
     let out = run(w.engine.complete_unlock(&ctx(), &flow)).unwrap();
     assert_eq!(states(&out), ["landed"]);
     assert_eq!(cloud.writes().len(), 1);

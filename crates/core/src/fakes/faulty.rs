@@ -1,8 +1,14 @@
 //! A store that fails on demand: wraps another store and fails the named operations (or all),
-//! as a database that went away mid-flow would.
+//! as a database that went away mid-flow would. It can also make every operation yield once
+//! before it runs (`yielding`), so futures polled side by side (`fakes::run_all`) interleave at
+//! every store call the way concurrent requests on several replicas do.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use crate::account::Guid;
 use crate::audit::{AuditEvent, AuditRecord};
@@ -16,6 +22,25 @@ pub struct Faulty {
     pub inner: Arc<dyn Store>,
     /// Names of the `Store` methods that fail; `"*"` fails every one.
     pub failing: Mutex<HashSet<&'static str>>,
+    /// While set, every operation is pending once (and wakes itself) before it runs.
+    pub yielding: AtomicBool,
+}
+
+/// Pending on the first poll, ready on the second.
+#[derive(Default)]
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
 }
 
 impl Faulty {
@@ -23,6 +48,7 @@ impl Faulty {
         Self {
             inner,
             failing: Mutex::new(HashSet::new()),
+            yielding: AtomicBool::new(false),
         }
     }
 
@@ -54,7 +80,15 @@ macro_rules! delegate {
                     concat!("fake outage: ", stringify!($name)).into(),
                 ))));
             }
-            self.inner.$name($($arg),*)
+            if self.yielding.load(Ordering::Relaxed) {
+                // Others run first; then the operation, as one statement, at its own turn.
+                Box::pin(async move {
+                    YieldOnce::default().await;
+                    self.inner.$name($($arg),*).await
+                })
+            } else {
+                self.inner.$name($($arg),*)
+            }
         }
     )*};
 }
@@ -69,6 +103,9 @@ impl Store for Faulty {
         enrollments(user: &'a Guid) -> Vec<Enrollment>;
         upsert_enrollment(e: &'a Enrollment) -> ();
         delete_enrollment(user: &'a Guid, method: MethodKind) -> bool;
+        enrollment_by_lookup(method: MethodKind, lookup: &'a str) -> Option<Enrollment>;
+        touch_enrollment(user: &'a Guid, method: MethodKind, at: UnixTime) -> bool;
+        all_enrollments() -> Vec<Enrollment>;
         put_challenge(c: &'a Challenge) -> ();
         challenge(flow_id: &'a str, purpose: &'a str, now: UnixTime) -> Option<Challenge>;
         fail_challenge(id: &'a str) -> Option<u32>;
@@ -85,5 +122,42 @@ impl Store for Faulty {
         finish(id: &'a str, attempts: u32) -> bool;
         retry(id: &'a str, attempts: u32, at: UnixTime) -> bool;
         audit_after(after: i64, limit: u32) -> Vec<AuditRecord>;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::Faulty;
+    use crate::fakes::{MemStore, run_all};
+    use crate::store::Store;
+
+    /// With `yielding`, side-by-side futures really interleave: a limit that is read, then
+    /// counted (the race the engine must avoid) lets all 30 through; `reserve` lets 3.
+    #[test]
+    fn yielding_interleaves_store_calls() {
+        let store = Faulty::new(Arc::new(MemStore::default()));
+        store.yielding.store(true, Ordering::Relaxed);
+        let racy = |key: &'static str| {
+            let store = &store;
+            async move {
+                let seen = store.hits(key, 100, 60).await.unwrap();
+                if seen < 3 {
+                    store.hit(key, 100, 60).await.unwrap();
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        let through = run_all((0..30).map(|_| racy("racy")).collect());
+        assert_eq!(through.iter().filter(|t| **t).count(), 30);
+        let reserved = run_all((0..30).map(|_| store.reserve("safe", 100, 60, 3)).collect());
+        assert_eq!(
+            reserved.iter().filter(|r| matches!(r, Ok(Some(_)))).count(),
+            3
+        );
     }
 }

@@ -43,9 +43,31 @@ pub fn run<F: Future>(f: F) -> F::Output {
     }
 }
 
+/// Drive futures side by side, polling each in turn until all are done: with
+/// `Faulty::yielding` set they interleave at every store call, as concurrent requests do.
+pub fn run_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    while out.iter().any(Option::is_none) {
+        for (f, slot) in pending.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none()
+                && let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx)
+            {
+                *slot = Some(v);
+            }
+        }
+    }
+    out.into_iter().map(Option::unwrap).collect()
+}
+
 mod faulty;
+mod passkeys;
+mod sms;
 mod store;
 pub use faulty::Faulty;
+pub use passkeys::{Answer, FakeAuthenticator, FakePasskeys};
+pub use sms::{FakeSms, SmsFailure, six_digits};
 use store::ready;
 pub use store::{Mem, MemStore};
 
@@ -265,6 +287,11 @@ pub struct World {
     pub breached: Arc<FakeBreached>,
     pub mail: Arc<FakeMailer>,
     pub clock: Arc<FixedClock>,
+    /// The SMS gateway; the engine uses it only when built with `WorldBuilder::sms`.
+    pub sms: Arc<FakeSms>,
+    /// The passkey relying party; the engine uses it only when built with
+    /// `WorldBuilder::passkeys`.
+    pub passkeys: Arc<FakePasskeys>,
 }
 
 pub fn account(n: u8, sam: &str, groups: &[u32]) -> Account {
@@ -290,24 +317,108 @@ pub fn account(n: u8, sam: &str, groups: &[u32]) -> Account {
 /// SSPR group RID 2000. Accounts: normal (enrolled), disabled, out of scope, privileged,
 /// unenrolled, locked (AD-locked: still eligible for reset), normal2.
 pub fn world(threshold: u32) -> World {
-    world_with(threshold, None, EngineConfig::default())
+    WorldBuilder::new(EngineConfig::default())
+        .threshold(threshold)
+        .build()
 }
 
 /// `world` with this engine configuration.
 pub fn world_config(threshold: u32, config: EngineConfig) -> World {
-    world_with(threshold, None, config)
+    WorldBuilder::new(config).threshold(threshold).build()
 }
 
 /// `world` with a second landing zone after AD (an `EntraId` fake).
 pub fn cloud_world(threshold: u32) -> (World, Arc<FakeCloud>) {
     let cloud = Arc::new(FakeCloud::default());
     (
-        world_with(threshold, Some(cloud.clone()), EngineConfig::default()),
+        WorldBuilder::new(EngineConfig::default())
+            .threshold(threshold)
+            .cloud(cloud.clone())
+            .build(),
         cloud,
     )
 }
 
-fn world_with(threshold: u32, cloud: Option<Arc<FakeCloud>>, config: EngineConfig) -> World {
+/// The world of `world(5)` with this configuration, to be given more parts:
+/// `world_with(config).sms().passkeys().privileged_in_scope().build()`.
+pub fn world_with(config: EngineConfig) -> WorldBuilder {
+    WorldBuilder::new(config)
+}
+
+/// Builds a `World`; what is not asked for is as in `world`.
+pub struct WorldBuilder {
+    threshold: u32,
+    config: EngineConfig,
+    cloud: Option<Arc<FakeCloud>>,
+    sms: bool,
+    passkeys: bool,
+    privileged_in_scope: bool,
+}
+
+impl WorldBuilder {
+    #[must_use]
+    pub fn new(config: EngineConfig) -> Self {
+        Self {
+            threshold: 5,
+            config,
+            cloud: None,
+            sms: false,
+            passkeys: false,
+            privileged_in_scope: false,
+        }
+    }
+
+    /// The domain's lockout threshold (0: none).
+    #[must_use]
+    pub fn threshold(mut self, threshold: u32) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// A second landing zone after AD.
+    #[must_use]
+    pub fn cloud(mut self, cloud: Arc<FakeCloud>) -> Self {
+        self.cloud = Some(cloud);
+        self
+    }
+
+    /// SMS configured: the engine sends through `World::sms` (countries come from the config's
+    /// `sms_countries`).
+    #[must_use]
+    pub fn sms(mut self) -> Self {
+        self.sms = true;
+        self
+    }
+
+    /// Passkeys configured: the engine uses `World::passkeys`.
+    #[must_use]
+    pub fn passkeys(mut self) -> Self {
+        self.passkeys = true;
+        self
+    }
+
+    /// Privileged accounts are in scope (`exclude_privileged: false`); whether they may use
+    /// self-service is then up to `config.gates.privileged`.
+    #[must_use]
+    pub fn privileged_in_scope(mut self) -> Self {
+        self.privileged_in_scope = true;
+        self
+    }
+
+    pub fn build(self) -> World {
+        build_world(self)
+    }
+}
+
+fn build_world(b: WorldBuilder) -> World {
+    let WorldBuilder {
+        threshold,
+        config,
+        cloud,
+        sms: with_sms,
+        passkeys: with_passkeys,
+        privileged_in_scope,
+    } = b;
     let breached = Arc::new(FakeBreached::default());
     let domain: Sid = DOMAIN.parse().unwrap();
     let mut disabled = account(2, "disabled", &[2000]);
@@ -334,12 +445,12 @@ fn world_with(threshold: u32, cloud: Option<Arc<FakeCloud>>, config: EngineConfi
     let store = Arc::new(MemStore::default());
     for n in [1u8, 2, 3, 4, 6] {
         store.with(|m| {
-            m.enrollments.push(Enrollment {
-                user: Guid([n; 16]),
-                method: MethodKind::Email,
-                value: format!("u{n}@home.example"),
-                verified_at: T0 - 2 * 86_400,
-            })
+            m.enrollments.push(Enrollment::contact(
+                Guid([n; 16]),
+                MethodKind::Email,
+                &format!("u{n}@home.example"),
+                T0 - 2 * 86_400,
+            ))
         });
     }
     let zone = Arc::new(FakeZone {
@@ -347,6 +458,8 @@ fn world_with(threshold: u32, cloud: Option<Arc<FakeCloud>>, config: EngineConfi
         ..FakeZone::default()
     });
     let mail = Arc::new(FakeMailer::default());
+    let sms = Arc::new(FakeSms::default());
+    let passkeys = Arc::new(FakePasskeys::new(&config.public_base_url));
     let clock = Arc::new(FixedClock(AtomicI64::new(T0)));
     let faults = Arc::new(Faulty::new(store.clone()));
     let engine = Engine::new(Parts {
@@ -362,7 +475,7 @@ fn world_with(threshold: u32, cloud: Option<Arc<FakeCloud>>, config: EngineConfi
         random: Arc::new(Counter(AtomicU64::new(42))),
         scope: crate::scope::ScopeRules {
             groups: vec![domain.with_rid(2000)],
-            exclude_privileged: true,
+            exclude_privileged: !privileged_in_scope,
             ..Default::default()
         },
         protected: crate::tier::ProtectedGroups::new(&domain, []),
@@ -370,6 +483,8 @@ fn world_with(threshold: u32, cloud: Option<Arc<FakeCloud>>, config: EngineConfi
         otp_key: [9; 32],
         banned: crate::banned::BannedList::global(),
         breached: Some(breached.clone()),
+        sms: with_sms.then(|| sms.clone() as Arc<dyn crate::notify::SmsSender>),
+        passkeys: with_passkeys.then(|| passkeys.clone() as Arc<dyn crate::passkey::Passkeys>),
     });
     World {
         engine,
@@ -380,6 +495,8 @@ fn world_with(threshold: u32, cloud: Option<Arc<FakeCloud>>, config: EngineConfi
         breached,
         mail,
         clock,
+        sms,
+        passkeys,
     }
 }
 
@@ -399,6 +516,21 @@ impl World {
     }
     pub fn mails(&self) -> usize {
         self.mail.0.lock().unwrap().len()
+    }
+    /// Mails delivered to `to`.
+    pub fn mails_to(&self, to: &str) -> Vec<Email> {
+        self.mail
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.to == to)
+            .cloned()
+            .collect()
+    }
+    /// Move the clock by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.clock.0.fetch_add(secs, Ordering::Relaxed);
     }
     pub fn audit_ok(&self) {
         let records = self.store.with(|m| m.audit.clone());

@@ -172,7 +172,14 @@ impl Store for MemStore {
     }
 
     fn upsert_enrollment<'a>(&'a self, e: &'a Enrollment) -> BoxFuture<'a, StoreResult<()>> {
-        ready(Ok(self.with(|m| {
+        ready(self.with(|m| {
+            let taken = e.lookup.is_some()
+                && m.enrollments
+                    .iter()
+                    .any(|x| x.method == e.method && x.lookup == e.lookup && x.user != e.user);
+            if taken {
+                return Err(StoreError::Database("lookup key taken".into()));
+            }
             match m
                 .enrollments
                 .iter_mut()
@@ -181,6 +188,43 @@ impl Store for MemStore {
                 Some(x) => x.clone_from(e),
                 None => m.enrollments.push(e.clone()),
             }
+            Ok(())
+        }))
+    }
+
+    fn enrollment_by_lookup<'a>(
+        &'a self,
+        method: MethodKind,
+        lookup: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<Enrollment>>> {
+        ready(Ok(self.with(|m| {
+            m.enrollments
+                .iter()
+                .find(|x| x.method == method && x.lookup.as_deref() == Some(lookup))
+                .cloned()
+        })))
+    }
+
+    fn touch_enrollment<'a>(
+        &'a self,
+        user: &'a Guid,
+        method: MethodKind,
+        at: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        ready(Ok(self.with(|m| {
+            m.enrollments
+                .iter_mut()
+                .find(|x| x.user == *user && x.method == method)
+                .map(|x| x.last_used_at = Some(at))
+                .is_some()
+        })))
+    }
+
+    fn all_enrollments(&self) -> BoxFuture<'_, StoreResult<Vec<Enrollment>>> {
+        ready(Ok(self.with(|m| {
+            let mut all = m.enrollments.clone();
+            all.sort_by(|a, b| (a.user, a.method.as_str()).cmp(&(b.user, b.method.as_str())));
+            all
         })))
     }
 
