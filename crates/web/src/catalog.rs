@@ -168,6 +168,39 @@ pub static MESSAGES: &[Msg] = &[
              Sie es in Kürze erneut.",
     },
     Msg {
+        code: "RK-PASSKEY-002",
+        de: "Der Passkey wurde nicht angenommen. Versuchen Sie es erneut oder bestätigen Sie auf \
+             einem anderen Weg.",
+    },
+    Msg {
+        code: "RK-VERIFY-003",
+        de: "Die Antworten sind nicht richtig.",
+    },
+    Msg {
+        code: "RK-METHOD-001",
+        de: "Dieser Weg der Bestätigung ist hier nicht verfügbar.",
+    },
+    Msg {
+        code: "RK-METHOD-002",
+        de: "Diese Telefonnummer wird nicht angenommen. Verwenden Sie das internationale Format, \
+             z. B. +49 170 1234567, mit einer Ländervorwahl, die Ihre Organisation zulässt.",
+    },
+    Msg {
+        code: "RK-METHOD-003",
+        de: "Wählen Sie 3 bis 5 verschiedene Fragen mit verschiedenen Antworten von 3 bis 40 \
+             Zeichen.",
+    },
+    Msg {
+        code: "RK-RATE-002",
+        de: "Gerade kommen viele Anfragen an. Ihr Browser löst zuerst eine kleine Aufgabe; ohne \
+             JavaScript warten Sie ein paar Sekunden und fahren dann fort.",
+    },
+    Msg {
+        code: "RK-KEY-001",
+        de: "Der Dienst ist vorübergehend nicht verfügbar. Es wurde nichts geändert; versuchen \
+             Sie es in Kürze erneut.",
+    },
+    Msg {
         code: "RK-MAIL-001",
         de: "Die E-Mail konnte gerade nicht gesendet werden. Es wurde nichts geändert; versuchen \
              Sie es in Kürze erneut.",
@@ -320,7 +353,14 @@ mod tests {
             Landing(LandingError::Unavailable { diagnostic: diag() }),
             Directory(DirectoryError::Ambiguous),
             Store(StoreError::Unavailable("down".into())),
-            Mail;
+            Mail,
+            PasskeyRefused,
+            WrongAnswers,
+            MethodUnavailable,
+            BadPhone,
+            Questions(rekey_core::questions::QuestionError::Count),
+            ProofOfWork { challenge: String::new(), bits: 18, wait_secs: 10 },
+            SealedKey("srv1-00000000".into());
             // The portal never says why an account may not use self-service (invariant 9).
             operator only: Ineligible, NoSuchAccount,
         );

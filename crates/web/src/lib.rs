@@ -1,4 +1,5 @@
-//! Rekey's portal: server-rendered pages over the core engine. No JavaScript.
+//! Rekey's portal: server-rendered pages over the core engine. No JavaScript, except the two
+//! static files the passkey pages and the proof of work load (never inline script, invariant 15).
 //!
 //! API boundary: `router(engine, config)` — the binary serves it. Architecture invariant: handlers
 //! are thin (parse → one engine call → view); flow state lives server-side, the browser holds only
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use rekey_core::engine::Engine;
 
 /// Portal settings.
@@ -27,8 +28,8 @@ pub struct WebConfig {
     /// Every identify answer is released at this fixed delay after the request arrived, so the
     /// response time does not depend on the account (invariant 9).
     pub identify_deadline: Duration,
-    /// Code posts (`/reset/code`, `/unlock/code`, `/enroll/code`) answer at this fixed delay:
-    /// real flows do more work than decoys (invariant 9).
+    /// Gate posts (codes, the choice of a further gate, passkey answers, security answers) answer
+    /// at this fixed delay: real flows do more work than decoys (invariant 9).
     pub answer_deadline: Duration,
     /// `/change` and the enrollment sign-in answer at this fixed delay: an unknown name is
     /// refused at once, a real one after a DC round trip (invariant 9). Keep it above the
@@ -90,6 +91,8 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
         .route("/", get(h::start))
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/app.css", get(h::css))
+        .route("/static/passkey.js", get(views::passkey_js))
+        .route("/static/pow.js", get(views::pow_js))
         .route("/favicon.ico", get(views::favicon))
         .route("/static/favicon.svg", get(views::favicon))
         .route(
@@ -100,11 +103,9 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
             "/unlock",
             get(h::unlock_identify).post(h::unlock_identify_post),
         )
-        .route("/reset/code", get(h::reset_code).post(h::reset_code_post))
-        .route(
-            "/unlock/code",
-            get(h::unlock_code).post(h::unlock_code_post),
-        )
+        .merge(h::gate_routes(&h::RESET))
+        .merge(h::gate_routes(&h::UNLOCK))
+        .merge(h::gate_routes(&h::ENROLL))
         .route("/reset/password", get(h::password).post(h::password_post))
         .route("/reset/done", get(h::done))
         .route(
@@ -113,13 +114,33 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
         )
         .route("/change", get(h::change).post(h::change_post))
         .route("/enroll", get(h::enroll).post(h::enroll_post))
+        .route("/enroll/methods", get(h::enroll_methods))
         .route(
             "/enroll/email",
             get(h::enroll_email).post(h::enroll_email_post),
         )
         .route(
+            "/enroll/phone",
+            get(h::enroll_phone).post(h::enroll_phone_post),
+        )
+        .route(
             "/enroll/code",
             get(h::enroll_code).post(h::enroll_code_post),
+        )
+        .route("/enroll/remove", post(h::enroll_remove))
+        .route(
+            "/enroll/totp",
+            get(h::enroll_totp).post(h::enroll_totp_begin),
+        )
+        .route("/enroll/totp/confirm", post(h::enroll_totp_confirm))
+        .route(
+            "/enroll/passkey",
+            get(h::enroll_passkey).post(h::enroll_passkey_begin),
+        )
+        .route("/enroll/passkey/finish", post(h::enroll_passkey_finish))
+        .route(
+            "/enroll/questions",
+            get(h::enroll_questions).post(h::enroll_questions_post),
         )
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(axum::middleware::from_fn(security::headers))
@@ -128,5 +149,9 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_enroll;
+#[cfg(test)]
+mod tests_gates;
 #[cfg(test)]
 mod tests_i18n;

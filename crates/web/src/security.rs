@@ -15,9 +15,22 @@ pub const LANG_COOKIE: &str = "__Host-rekey-lang";
 /// The language choice lasts a year.
 pub const LANG_MAX_AGE: i64 = 365 * 24 * 60 * 60;
 
+/// The policy of every page: no script at all.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The policy of a page that loads one of our two scripts (`/static/passkey.js`,
+/// `/static/pow.js`): same-origin script files only, never inline code or `eval`. With
+/// `nosniff`, a browser runs a same-origin response only when it is served as JavaScript, and
+/// only those two files are.
+pub const CSP_SCRIPTS: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// A response extension: this page loads one of our script files (`CSP_SCRIPTS`).
+#[derive(Debug, Clone, Copy)]
+pub struct RunsScripts;
+
 /// Add the security headers to every response (invariant 15).
 pub async fn headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
+    let scripts = res.extensions().get::<RunsScripts>().is_some();
     let h = res.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
@@ -25,7 +38,7 @@ pub async fn headers(req: Request, next: Next) -> Response {
     set(
         h,
         "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        if scripts { CSP_SCRIPTS } else { CSP },
     );
     set(
         h,
@@ -38,7 +51,7 @@ pub async fn headers(req: Request, next: Next) -> Response {
     set(
         h,
         "permissions-policy",
-        "camera=(), microphone=(), geolocation=(), payment=()",
+        "camera=(), microphone=(), geolocation=(), payment=(), publickey-credentials-get=(self), publickey-credentials-create=(self)",
     );
     set(h, "cross-origin-opener-policy", "same-origin");
     if !h.contains_key(header::CACHE_CONTROL) {

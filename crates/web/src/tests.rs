@@ -157,8 +157,9 @@ async fn only_scalar_utf8_forms_within_the_cap() {
     assert_eq!(w.mails(), 0);
 }
 
-/// Identify answers byte-for-byte alike for unknown, disabled, out of scope, privileged,
-/// unenrolled, locked and normal accounts; the flow lives server-side (invariants 9, 12).
+/// Identify, the first gate's code page and its answer to a wrong code are byte-for-byte alike
+/// for unknown, disabled, out of scope, privileged, unenrolled, locked and normal accounts; the
+/// flow lives server-side (invariants 9, 12).
 #[tokio::test]
 async fn identify_is_identical_for_the_seven_classes() {
     let w = world(5);
@@ -198,13 +199,29 @@ async fn identify_is_identical_for_the_seven_classes() {
             !page.contains(who) && !page.contains(&id),
             "{who}: no name or flow id in the page"
         );
+        assert!(
+            page.contains("Enter the code from your authenticator app")
+                && page.contains(r#"action="/reset/passkey/start""#),
+            "{who}: the one first gate, with the passkey alternative: {page}"
+        );
+        // A wrong code: one answer for all, too.
+        let (wrong_res, wrong) = send(
+            &app,
+            post(
+                "/reset/code",
+                &format!("csrf={CSRF}&code=000000"),
+                &format!("{cookies}; __Host-rekey-flow={id}"),
+            ),
+        )
+        .await;
+        assert_eq!(wrong_res.status(), StatusCode::OK, "{who}");
         let headers: Vec<String> = res
             .headers()
             .iter()
             .filter(|(k, _)| *k != header::SET_COOKIE && *k != header::DATE)
             .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
             .collect();
-        pages.push((body, headers, page));
+        pages.push((body, headers, page, wrong));
     }
     assert!(
         pages.windows(2).all(|p| p[0] == p[1]),

@@ -174,3 +174,75 @@ async fn german_error_pages_and_refusals() {
         "{page}"
     );
 }
+
+/// The gate pages and the enrollment pages speak German too.
+#[tokio::test]
+async fn german_gate_and_enrollment_pages_have_no_english() {
+    use rekey_core::engine::EngineConfig;
+    let mut config = EngineConfig {
+        questions_enabled: true,
+        sms_countries: vec!["49".into()],
+        ..EngineConfig::default()
+    };
+    config.gates.standard.gates = 2;
+    let w = rekey_core::fakes::world_with(config)
+        .passkeys()
+        .sms()
+        .build();
+    let app = app(&w);
+    let base = format!("__Host-rekey-csrf={CSRF}; __Host-rekey-lang=de");
+    let (res, _) = identify(&app, "normal", &base).await;
+    let cookies = format!("{base}; {}", flow_cookie(&res));
+    let (_, page) = send(&app, get("/reset/code", &cookies)).await;
+    assert_german("/reset/code", &page);
+    assert!(page.contains("Stattdessen Passkey verwenden"), "{page}");
+    let (res, _) = send(
+        &app,
+        post(
+            "/reset/code",
+            &format!("csrf={CSRF}&code={}", w.last_code()),
+            &cookies,
+        ),
+    )
+    .await;
+    let cookies = format!("{base}; {}", flow_cookie(&res));
+    let (_, page) = send(&app, get("/reset/more", &cookies)).await;
+    assert_german("/reset/more", &page);
+    let (res, _) = send(
+        &app,
+        post("/reset/passkey/start", &format!("csrf={CSRF}"), &base),
+    )
+    .await;
+    let cookies = format!("{base}; {}", flow_cookie(&res));
+    let (_, page) = send(&app, get("/reset/passkey", &cookies)).await;
+    assert_german("/reset/passkey", &page);
+    assert!(page.contains("Passkeys brauchen JavaScript"), "{page}");
+    let (res, _) = send(
+        &app,
+        post(
+            "/enroll",
+            &format!("csrf={CSRF}&username=normal&password=Old-Password-1"),
+            &base,
+        ),
+    )
+    .await;
+    let cookies = format!("{base}; {}", flow_cookie(&res));
+    let (_, page) = send(&app, get("/enroll/stepup", &cookies)).await;
+    assert_german("/enroll/stepup", &page);
+    assert!(page.contains("etwas, das Sie besitzen"), "{page}");
+    let cookies = crate::tests_enroll::methods_cookies(&app, &w, &base, "normal").await;
+    for path in ["/enroll/methods", "/enroll/phone", "/enroll/questions"] {
+        let (_, page) = send(&app, get(path, &cookies)).await;
+        assert_german(path, &page);
+    }
+    let (_, page) = send(&app, get("/enroll/methods", &cookies)).await;
+    assert!(page.contains("mindestens 2 Bestätigungsmethode"), "{page}");
+    for (begin, page_path) in [
+        ("/enroll/totp", "/enroll/totp"),
+        ("/enroll/passkey", "/enroll/passkey"),
+    ] {
+        send(&app, post(begin, &format!("csrf={CSRF}"), &cookies)).await;
+        let (_, page) = send(&app, get(page_path, &cookies)).await;
+        assert_german(page_path, &page);
+    }
+}

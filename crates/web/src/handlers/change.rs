@@ -60,6 +60,8 @@ fn change_form(
             confirm,
         ],
         button: ctx.t.change_button,
+        alt: None,
+        link: None,
     }
 }
 
@@ -93,7 +95,10 @@ pub async fn change_post(
             let e = EngineError::TooSoon { allowed_at };
             let mut msg = ctx.say(&e);
             if let Some(at) = allowed_at {
-                msg = format!("{msg} {}", ctx.t.allowed_at.replace("{}", &utc(at)));
+                msg = format!(
+                    "{msg} {}",
+                    ctx.t.allowed_at.replace("{}", &crate::views::utc(at))
+                );
             }
             ctx.render(
                 StatusCode::OK,
@@ -113,34 +118,5 @@ pub async fn change_post(
             )
         }
         Err(e) => ctx.error(&e, "/change"),
-    }
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC, from Unix seconds (civil-from-days, no calendar crate needed).
-fn utc(ts: i64) -> String {
-    let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00");
-        assert_eq!(super::utc(1_800_000_000), "2027-01-15 08:00");
-        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00");
     }
 }

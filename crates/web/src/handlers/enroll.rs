@@ -1,20 +1,21 @@
-//! Enrollment: directory sign-in, recovery address, confirmation code.
+//! Enrollment: directory sign-in, the step-up (in `gates`), the methods page, email and phone
+//! with their confirmation code, removal. Authenticator app, passkey and questions are in
+//! `enroll_add`. Every change ends in a redirect to the methods page (Post/Redirect/Get).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use rekey_core::Password;
-use rekey_core::engine::EngineError;
+use rekey_core::engine::{EngineError, EnrollStep, MethodView};
+use rekey_core::store::MethodKind;
 use serde::Deserialize;
 
+use super::gates::{CodeForm, ENROLL, page_of};
 use super::{Ctx, FlowCookie, ScalarForm};
 use crate::AppState;
-use crate::views::{Field, Form, Outcome};
-use axum::http::header;
-use rekey_core::engine::EnrollStep;
+use crate::views::{AddAction, Field, Form, MethodRow, MethodsPage, utc_label};
 
-use super::reset::{CodeForm, code_form};
-use crate::security::{self, FLOW_COOKIE};
+pub(super) const METHODS: &str = "/enroll/methods";
 
 #[derive(Deserialize)]
 pub struct SignInForm {
@@ -36,6 +37,8 @@ fn sign_in_form(ctx: &Ctx, alert: Option<String>) -> Form {
             Field::new("password", ctx.t.password, "password", "current-password"),
         ],
         button: ctx.t.sign_in,
+        alt: None,
+        link: None,
     }
 }
 
@@ -55,7 +58,7 @@ pub async fn enroll_post(
     let password = Password::new(f.password);
     let work = s.engine.enroll_sign_in(&ctx.req, &f.username, &password);
     match crate::at_deadline(start, s.cfg.password_deadline, work).await {
-        Ok(flow) => ctx.redirect("/enroll/email", FlowCookie::Set(flow)),
+        Ok(flow) => ctx.redirect(METHODS, FlowCookie::Set(flow)),
         Err(e @ (EngineError::SignInFailed | EngineError::RateLimited)) => {
             let msg = ctx.say(&e);
             ctx.render(StatusCode::OK, &sign_in_form(&ctx, Some(msg)))
@@ -64,41 +67,140 @@ pub async fn enroll_post(
     }
 }
 
-#[derive(Deserialize)]
-pub struct EmailForm {
-    csrf: String,
-    email: String,
+/// The page the enrollment flow is at: the step-up, the methods page, or the method being set
+/// up. Every other enrollment page sends the browser here when the flow is elsewhere.
+pub async fn enroll_methods(State(s): State<AppState>, ctx: Ctx) -> Response {
+    let flow = match ctx.flow_or_restart("/enroll") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let to = match s.engine.enroll_step(&flow).await {
+        Ok(EnrollStep::Manage {
+            methods,
+            addable,
+            needed,
+            passkey_missing,
+            ..
+        }) => {
+            let page = methods_page(&ctx, &methods, &addable, needed, passkey_missing);
+            return ctx.render(StatusCode::OK, &page);
+        }
+        Ok(EnrollStep::StepUp(_)) => ENROLL.more,
+        Ok(EnrollStep::StepUpGate(chosen)) => page_of(&chosen, &ENROLL),
+        Ok(EnrollStep::AwaitCode { .. }) => "/enroll/code",
+        Ok(EnrollStep::Totp { .. }) => "/enroll/totp",
+        Ok(EnrollStep::Passkey { .. }) => "/enroll/passkey",
+        Err(e) => return ctx.error(&e, "/enroll"),
+    };
+    ctx.redirect(to, FlowCookie::Keep)
 }
 
-fn email_form(ctx: &Ctx, current: Option<String>, error: Option<String>) -> Form {
-    let mut field = Field::new("email", ctx.t.email_label, "email", "email");
-    field.error = error;
-    Form {
-        c: ctx.common(ctx.t.email_title),
-        lead: current.map(|c| format!("{} {c}", ctx.t.email_current)),
-        alert: None,
-        support_id: None,
-        rules: vec![],
-        action: "/enroll/email",
-        fields: vec![field],
-        button: ctx.t.send_code,
+fn methods_page(
+    ctx: &Ctx,
+    methods: &[MethodView],
+    addable: &[MethodKind],
+    needed: usize,
+    passkey_missing: bool,
+) -> MethodsPage {
+    let t = ctx.t;
+    let mut reminders = Vec::new();
+    if methods.len() < needed {
+        reminders.push(t.reminder_few.replace("{}", &needed.to_string()));
+    }
+    if passkey_missing {
+        reminders.push(t.reminder_passkey.to_owned());
+    }
+    MethodsPage {
+        c: ctx.common(t.methods_title),
+        rows: methods
+            .iter()
+            .map(|m| MethodRow {
+                kind: m.kind.as_str(),
+                name: t.kind_name(m.kind),
+                hint: m.hint.clone(),
+                strength: m.strength.as_str(),
+                strength_text: t.strength_name(m.strength),
+                enrolled: utc_label(m.enrolled_at),
+                last_used: m.last_used_at.map_or_else(|| t.never.to_owned(), utc_label),
+                // The engine's clock is not the portal's to read: every method shows the date
+                // it serves a reset from (past for most).
+                usable_from: utc_label(m.usable_from),
+            })
+            .collect(),
+        reminders,
+        add: addable
+            .iter()
+            .map(|k| {
+                let (label, href, post) = match k {
+                    MethodKind::Email => (t.add_email, "/enroll/email", false),
+                    MethodKind::Sms => (t.add_phone, "/enroll/phone", false),
+                    MethodKind::Totp => (t.add_totp, "/enroll/totp", true),
+                    MethodKind::Passkey => (t.add_passkey, "/enroll/passkey", true),
+                    MethodKind::Questions => (t.add_questions, "/enroll/questions", false),
+                };
+                AddAction { label, href, post }
+            })
+            .collect(),
     }
 }
 
-pub async fn enroll_email(State(s): State<AppState>, ctx: Ctx) -> Response {
+/// The form of an email address or a phone number.
+fn contact_form(ctx: &Ctx, kind: MethodKind, error: Option<String>) -> Form {
+    let (heading, mut field, action) = match kind {
+        MethodKind::Sms => (
+            ctx.t.phone_title,
+            Field::new("phone", ctx.t.phone_label, "tel", "tel").hint(ctx.t.phone_hint),
+            "/enroll/phone",
+        ),
+        _ => (
+            ctx.t.email_title,
+            Field::new("email", ctx.t.email_label, "email", "email"),
+            "/enroll/email",
+        ),
+    };
+    field.error = error;
+    Form {
+        c: ctx.common(heading),
+        lead: None,
+        alert: None,
+        support_id: None,
+        rules: vec![],
+        action,
+        fields: vec![field],
+        button: ctx.t.send_code,
+        alt: None,
+        link: Some((METHODS, ctx.t.back_to_methods)),
+    }
+}
+
+/// The email or phone form, for a signed-in flow on the methods page (or waiting for a code:
+/// another address may be given).
+async fn contact_page(s: &AppState, ctx: &Ctx, kind: MethodKind) -> Response {
     let flow = match ctx.flow_or_restart("/enroll") {
         Ok(f) => f,
         Err(r) => return r,
     };
     match s.engine.enroll_step(&flow).await {
-        Ok(EnrollStep::SignedIn { current }) => {
-            ctx.render(StatusCode::OK, &email_form(&ctx, current, None))
+        Ok(EnrollStep::Manage { .. } | EnrollStep::AwaitCode { .. }) => {
+            ctx.render(StatusCode::OK, &contact_form(ctx, kind, None))
         }
-        Ok(EnrollStep::AwaitCode { .. }) => {
-            ctx.render(StatusCode::OK, &email_form(&ctx, None, None))
-        }
+        Ok(_) => ctx.redirect(METHODS, FlowCookie::Keep),
         Err(e) => ctx.error(&e, "/enroll"),
     }
+}
+
+pub async fn enroll_email(State(s): State<AppState>, ctx: Ctx) -> Response {
+    contact_page(&s, &ctx, MethodKind::Email).await
+}
+
+pub async fn enroll_phone(State(s): State<AppState>, ctx: Ctx) -> Response {
+    contact_page(&s, &ctx, MethodKind::Sms).await
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    csrf: String,
+    email: String,
 }
 
 pub async fn enroll_email_post(
@@ -114,18 +216,75 @@ pub async fn enroll_email_post(
         Ok(()) => ctx.redirect("/enroll/code", FlowCookie::Keep),
         Err(e @ EngineError::BadAddress) => {
             let msg = ctx.say(&e);
-            ctx.render(StatusCode::OK, &email_form(&ctx, None, Some(msg)))
+            ctx.render(
+                StatusCode::OK,
+                &contact_form(&ctx, MethodKind::Email, Some(msg)),
+            )
         }
         Err(e) => ctx.error(&e, "/enroll"),
     }
 }
 
-pub async fn enroll_code(ctx: Ctx) -> Response {
+#[derive(Deserialize)]
+pub struct PhoneForm {
+    csrf: String,
+    phone: String,
+}
+
+pub async fn enroll_phone_post(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    ScalarForm(f): ScalarForm<PhoneForm>,
+) -> Response {
+    let flow = match ctx.posted_flow(&f.csrf, "/enroll") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match s.engine.enroll_phone(&ctx.req, &flow, &f.phone).await {
+        Ok(()) => ctx.redirect("/enroll/code", FlowCookie::Keep),
+        Err(e @ EngineError::BadPhone) => {
+            let msg = ctx.say(&e);
+            ctx.render(
+                StatusCode::OK,
+                &contact_form(&ctx, MethodKind::Sms, Some(msg)),
+            )
+        }
+        Err(e) => ctx.error(&e, "/enroll"),
+    }
+}
+
+/// The confirmation code form, naming the (masked) address or number the code went to.
+fn confirm_form(ctx: &Ctx, masked: &str, error: Option<String>) -> Form {
+    let mut field = Field::new("code", ctx.t.code_label, "text", "one-time-code");
+    field.error = error;
+    Form {
+        c: ctx.common(ctx.t.code_title),
+        lead: Some(ctx.t.enroll_code_lead.replace("{}", masked)),
+        alert: None,
+        support_id: None,
+        rules: vec![],
+        action: "/enroll/code",
+        fields: vec![field],
+        button: ctx.t.verify,
+        alt: None,
+        link: None,
+    }
+}
+
+/// The code page while a code is on its way; elsewhere the methods page.
+async fn confirm_page(s: &AppState, ctx: &Ctx, flow: &str, error: Option<String>) -> Response {
+    match s.engine.enroll_step(flow).await {
+        Ok(EnrollStep::AwaitCode { masked, .. }) => {
+            ctx.render(StatusCode::OK, &confirm_form(ctx, &masked, error))
+        }
+        Ok(_) => ctx.redirect(METHODS, FlowCookie::Keep),
+        Err(e) => ctx.error(&e, "/enroll"),
+    }
+}
+
+pub async fn enroll_code(State(s): State<AppState>, ctx: Ctx) -> Response {
     match ctx.flow_or_restart("/enroll") {
-        Ok(_) => ctx.render(
-            StatusCode::OK,
-            &code_form(&ctx, "/enroll/code", ctx.t.enroll_code_lead, None),
-        ),
+        Ok(flow) => confirm_page(&s, &ctx, &flow, None).await,
         Err(r) => r,
     }
 }
@@ -140,27 +299,36 @@ pub async fn enroll_code_post(
         Err(r) => return r,
     };
     match s.engine.enroll_confirm(&ctx.req, &flow, &f.code).await {
-        Ok(()) => {
-            let page = Outcome {
-                c: ctx.common(ctx.t.done_title),
-                ok: true,
-                message: ctx.t.enrolled.into(),
-                zones: vec![],
-                moving: false,
-                support_id: ctx.req.support_id.clone(),
-            };
-            let mut res = ctx.render(StatusCode::OK, &page);
-            res.headers_mut()
-                .append(header::SET_COOKIE, security::clear_cookie(FLOW_COOKIE));
-            res
-        }
+        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
         Err(e @ EngineError::WrongCode) => {
             let msg = ctx.say(&e);
-            ctx.render(
-                StatusCode::OK,
-                &code_form(&ctx, "/enroll/code", ctx.t.enroll_code_lead, Some(msg)),
-            )
+            confirm_page(&s, &ctx, &flow, Some(msg)).await
         }
+        Err(e) => ctx.error(&e, "/enroll"),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    csrf: String,
+    /// The method kind (`email`, `sms`, `totp`, `passkey`, `questions`).
+    method: String,
+}
+
+pub async fn enroll_remove(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    ScalarForm(f): ScalarForm<RemoveForm>,
+) -> Response {
+    let flow = match ctx.posted_flow(&f.csrf, "/enroll") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Some(kind) = MethodKind::parse(&f.method) else {
+        return ctx.error(&EngineError::MethodUnavailable, METHODS);
+    };
+    match s.engine.enroll_remove(&ctx.req, &flow, kind).await {
+        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
         Err(e) => ctx.error(&e, "/enroll"),
     }
 }

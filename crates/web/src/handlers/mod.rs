@@ -2,10 +2,14 @@
 
 mod change;
 mod enroll;
+mod enroll_add;
+mod gates;
 mod reset;
 
 pub use change::*;
 pub use enroll::*;
+pub use enroll_add::*;
+pub use gates::{ENROLL, RESET, UNLOCK, routes as gate_routes};
 pub use reset::*;
 
 use std::net::SocketAddr;
@@ -124,6 +128,13 @@ impl Ctx {
         res
     }
 
+    /// A page that loads one of our script files: its CSP allows same-origin scripts.
+    fn render_scripted(&self, status: StatusCode, page: &impl Template) -> Response {
+        let mut res = self.render(status, page);
+        res.extensions_mut().insert(security::RunsScripts);
+        res
+    }
+
     fn render(&self, status: StatusCode, page: &impl Template) -> Response {
         match page.render() {
             Ok(html) => self.finish((status, Html(html)).into_response()),
@@ -170,12 +181,13 @@ impl Ctx {
     fn error(&self, e: &EngineError, again: &'static str) -> Response {
         let status = match e {
             EngineError::FlowExpired | EngineError::WrongStep => StatusCode::BAD_REQUEST,
-            EngineError::RateLimited | EngineError::TooManyAttempts => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            EngineError::Store(_) | EngineError::Directory(_) | EngineError::Mail => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            EngineError::RateLimited
+            | EngineError::TooManyAttempts
+            | EngineError::ProofOfWork { .. } => StatusCode::TOO_MANY_REQUESTS,
+            EngineError::Store(_)
+            | EngineError::Directory(_)
+            | EngineError::Mail
+            | EngineError::SealedKey(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::OK,
         };
         tracing::warn!(support_id = %self.req.support_id, code = e.code(), error = ?e, "request failed");
@@ -215,6 +227,12 @@ impl Ctx {
 enum FlowCookie {
     Keep,
     Set(String),
+}
+
+/// A post that carries nothing but the CSRF token.
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
 }
 
 pub async fn start(ctx: Ctx) -> Response {

@@ -1,4 +1,5 @@
-//! Reset and unlock: identify, code, new password, unlock confirmation, outcome.
+//! Reset and unlock: identify, new password, unlock confirmation, outcome. The gates between
+//! identify and the new password are in `gates`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,7 +8,7 @@ use rekey_core::engine::EngineError;
 use rekey_core::{LandingError, Password, Rejection};
 use serde::Deserialize;
 
-use super::{Ctx, FlowCookie, ScalarForm};
+use super::{CsrfOnly, Ctx, FlowCookie, ScalarForm};
 use crate::AppState;
 use crate::views::{Field, Form, Outcome, ZoneRow};
 use axum::http::header;
@@ -40,6 +41,8 @@ fn identify_form(ctx: &Ctx, kind: FlowKind) -> Form {
             Field::new("username", ctx.t.username, "text", "username").hint(ctx.t.username_hint),
         ],
         button: ctx.t.continue_,
+        alt: None,
+        link: None,
     }
 }
 
@@ -90,90 +93,6 @@ async fn identify_post(
                 "/reset"
             },
         ),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct CodeForm {
-    pub(super) csrf: String,
-    pub(super) code: String,
-}
-
-pub(super) fn code_form(
-    ctx: &Ctx,
-    action: &'static str,
-    lead: &'static str,
-    error: Option<String>,
-) -> Form {
-    let mut field = Field::new("code", ctx.t.code_label, "text", "one-time-code");
-    field.error = error;
-    Form {
-        c: ctx.common(ctx.t.code_title),
-        lead: Some(lead.into()),
-        alert: None,
-        support_id: None,
-        rules: vec![],
-        action,
-        fields: vec![field],
-        button: ctx.t.verify,
-    }
-}
-
-pub async fn reset_code(ctx: Ctx) -> Response {
-    match ctx.flow_or_restart("/reset") {
-        Ok(_) => ctx.render(
-            StatusCode::OK,
-            &code_form(&ctx, "/reset/code", ctx.t.code_lead, None),
-        ),
-        Err(r) => r,
-    }
-}
-
-pub async fn unlock_code(ctx: Ctx) -> Response {
-    match ctx.flow_or_restart("/unlock") {
-        Ok(_) => ctx.render(
-            StatusCode::OK,
-            &code_form(&ctx, "/unlock/code", ctx.t.code_lead, None),
-        ),
-        Err(r) => r,
-    }
-}
-
-pub async fn reset_code_post(s: State<AppState>, ctx: Ctx, f: ScalarForm<CodeForm>) -> Response {
-    code_post(s, ctx, f, "/reset", "/reset/code", "/reset/password").await
-}
-
-pub async fn unlock_code_post(s: State<AppState>, ctx: Ctx, f: ScalarForm<CodeForm>) -> Response {
-    code_post(s, ctx, f, "/unlock", "/unlock/code", "/unlock/confirm").await
-}
-
-async fn code_post(
-    State(s): State<AppState>,
-    ctx: Ctx,
-    ScalarForm(f): ScalarForm<CodeForm>,
-    again: &'static str,
-    here: &'static str,
-    next: &str,
-) -> Response {
-    let start = tokio::time::Instant::now();
-    if !ctx.csrf_ok(&f.csrf) {
-        return ctx.forbidden();
-    }
-    let flow = match ctx.flow_or_restart(again) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let work = s.engine.verify_reset_code(&ctx.req, &flow, &f.code);
-    match crate::at_deadline(start, s.cfg.answer_deadline, work).await {
-        Ok(rotated) => ctx.redirect(next, FlowCookie::Set(rotated)),
-        Err(e @ EngineError::WrongCode) => {
-            let msg = ctx.say(&e);
-            ctx.render(
-                StatusCode::OK,
-                &code_form(&ctx, here, ctx.t.code_lead, Some(msg)),
-            )
-        }
-        Err(e) => ctx.error(&e, again),
     }
 }
 
@@ -246,6 +165,8 @@ fn password_form(
         action: "/reset/password",
         fields: vec![new, confirm],
         button: ctx.t.set_password,
+        alt: None,
+        link: None,
     }
 }
 
@@ -406,11 +327,6 @@ pub async fn done(State(s): State<AppState>, ctx: Ctx) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
-
 pub async fn unlock_confirm(ctx: Ctx) -> Response {
     if let Err(r) = ctx.flow_or_restart("/unlock") {
         return r;
@@ -424,6 +340,8 @@ pub async fn unlock_confirm(ctx: Ctx) -> Response {
         action: "/unlock/confirm",
         fields: vec![],
         button: ctx.t.unlock_button,
+        alt: None,
+        link: None,
     };
     ctx.render(StatusCode::OK, &form)
 }
