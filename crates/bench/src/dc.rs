@@ -276,10 +276,10 @@ pub fn samba_ticks() -> HashMap<String, u64> {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if comm.trim() == "samba" || exe.ends_with("/samba") {
-            if let Some(t) = proc_ticks(&pid) {
-                out.insert(pid, t);
-            }
+        if (comm.trim() == "samba" || exe.ends_with("/samba"))
+            && let Some(t) = proc_ticks(&pid)
+        {
+            out.insert(pid, t);
         }
     }
     out

@@ -55,12 +55,7 @@ pub async fn start(
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{} not found", u.sam))?;
-        let e = Enrollment {
-            user: account.guid,
-            method: MethodKind::Email,
-            value: u.address.clone(),
-            verified_at: 0,
-        };
+        let e = Enrollment::contact(account.guid, MethodKind::Email, &u.address, 0);
         web.store
             .upsert_enrollment(&e)
             .await

@@ -333,10 +333,10 @@ impl ActiveDirectory {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        if let Some((at, p)) = cached {
-            if at.elapsed() < DOMAIN_POLICY_TTL {
-                return Ok(p);
-            }
+        if let Some((at, p)) = cached
+            && at.elapsed() < DOMAIN_POLICY_TTL
+        {
+            return Ok(p);
         }
         let head = self
             .read_one(&self.base_dn, "(objectClass=domain)", DOMAIN_ATTRS)

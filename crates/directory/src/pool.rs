@@ -124,14 +124,14 @@ impl Pool {
         let server = &self.servers[idx];
         let slot = server.next.fetch_add(1, Ordering::Relaxed) % server.slots.len();
         let mut guard = server.slots[slot].lock().await;
-        if let Some(ldap) = guard.as_mut() {
-            if !ldap.is_closed() {
-                return Ok(Lease {
-                    ldap: ldap.clone(),
-                    server: idx,
-                    slot,
-                });
-            }
+        if let Some(ldap) = guard.as_mut()
+            && !ldap.is_closed()
+        {
+            return Ok(Lease {
+                ldap: ldap.clone(),
+                server: idx,
+                slot,
+            });
         }
         *guard = None;
         let ldap = self.open(server).await?;

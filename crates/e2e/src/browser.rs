@@ -640,10 +640,10 @@ fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.ancestors().find(|d| d.join("CACHEDIR.TAG").is_file()) {
-            return dir.to_owned();
-        }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.ancestors().find(|d| d.join("CACHEDIR.TAG").is_file())
+    {
+        return dir.to_owned();
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
 }

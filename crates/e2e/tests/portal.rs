@@ -106,10 +106,12 @@ async fn enroll_then_reset_in_the_browser_and_sign_in_everywhere() {
     step(
         &b,
         &[("#username", &u.sam), ("#password", &u.password)],
-        "#email",
+        "a[href='/enroll/email']",
         Some("portal-02-enroll-sign-in"),
     )
     .await;
+    b.click("a[href='/enroll/email']").await.unwrap();
+    b.wait_for("#email", WAIT).await.unwrap();
     step(
         &b,
         &[("#email", &address)],
@@ -118,7 +120,13 @@ async fn enroll_then_reset_in_the_browser_and_sign_in_everywhere() {
     )
     .await;
     let code = p.code_for(&address).await;
-    step(&b, &[("#code", &code)], "#result[data-state=ok]", None).await;
+    step(
+        &b,
+        &[("#code", &code)],
+        "#methods tr[data-kind=email]",
+        None,
+    )
+    .await;
     b.screenshot("portal-04-enrolled").await.unwrap();
 
     // Forgot password: identify, the code from the real SMTP server, the new password.
@@ -223,13 +231,21 @@ async fn unlock_and_change_in_the_browser() {
     step(
         &b,
         &[("#username", &u.sam), ("#password", &u.password)],
-        "#email",
+        "a[href='/enroll/email']",
         None,
     )
     .await;
+    b.click("a[href='/enroll/email']").await.unwrap();
+    b.wait_for("#email", WAIT).await.unwrap();
     step(&b, &[("#email", &address)], "#code", None).await;
     let code = p.code_for(&address).await;
-    step(&b, &[("#code", &code)], "#result[data-state=ok]", None).await;
+    step(
+        &b,
+        &[("#code", &code)],
+        "#methods tr[data-kind=email]",
+        None,
+    )
+    .await;
 
     // Locked out by wrong binds; unlocked through the portal (in German, chosen by the switch).
     d.lock_out(&u.dn, 5).await;
@@ -397,12 +413,12 @@ async fn identify_answers_alike_on_the_real_directory() {
     let locked = d.staff_user("classlocked").await;
     for u in [&normal, &locked] {
         let account = p.ad.account_by_dn(&u.dn).await.unwrap().unwrap();
-        let e = Enrollment {
-            user: account.guid,
-            method: MethodKind::Email,
-            value: format!("{}@home.example", u.sam),
-            verified_at: 0,
-        };
+        let e = Enrollment::contact(
+            account.guid,
+            MethodKind::Email,
+            &format!("{}@home.example", u.sam),
+            0,
+        );
         p.store.upsert_enrollment(&e).await.unwrap();
     }
     d.lock_out(&locked.dn, 5).await;

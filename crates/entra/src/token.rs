@@ -237,10 +237,11 @@ fn refusal(status: u16, body: &[u8], credential: &TokenCredential) -> String {
         s("correlation_id")
     );
     // Belt and braces: an endpoint that echoed the secret must not get it into a log.
-    if let TokenCredential::Secret(secret) = credential {
-        if !secret.is_empty() && out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), "<redacted>");
-        }
+    if let TokenCredential::Secret(secret) = credential
+        && !secret.is_empty()
+        && out.contains(secret.as_str())
+    {
+        out = out.replace(secret.as_str(), "<redacted>");
     }
     out
 }

@@ -132,12 +132,12 @@ pub(crate) async fn sync_once(shared: &Shared) {
         {
             u.pending = Some((changed, now));
         }
-        if let Some((at, seen)) = u.pending {
-            if now >= seen + delay {
-                u.last_password_change = at;
-                u.synced_change = Some(at);
-                u.pending = None;
-            }
+        if let Some((at, seen)) = u.pending
+            && now >= seen + delay
+        {
+            u.last_password_change = at;
+            u.synced_change = Some(at);
+            u.pending = None;
         }
     }
 }

@@ -310,6 +310,55 @@ pub async fn enroll(config: &Config, name: &str, email: &str) -> Result<(), CliE
     Ok(())
 }
 
+/// `rekey admin helpdesk-code USER`: a one-time code for a caller the operator verified.
+pub async fn helpdesk_code(config: &Config, name: &str) -> Result<(), CliError> {
+    let built = crate::portal::engine(config, false).await?;
+    let ctx = operator_context(&built.engine, "admin helpdesk-code");
+    let code = built
+        .engine
+        .helpdesk_code(&ctx, name)
+        .await
+        .map_err(|e| refused(e, &ctx.support_id))?;
+    let (a, b) = code.split_at(code.len() / 2);
+    println!(
+        "{name}: helpdesk code {a} {b}\n  single use; the user types it on the code page\n  support id {}",
+        ctx.support_id
+    );
+    Ok(())
+}
+
+/// `rekey admin enrollment-report`: users whose methods do not meet their tier's gates.
+pub async fn enrollment_report(config: &Config, names: &[String]) -> Result<(), CliError> {
+    let built = crate::portal::engine(config, false).await?;
+    let rows = built
+        .engine
+        .enrollment_report(names)
+        .await
+        .map_err(CliError::Engine)?;
+    if rows.is_empty() {
+        println!("every listed user has the methods their tier needs");
+    }
+    for r in rows {
+        let methods: Vec<&str> = r.methods.iter().map(|m| m.as_str()).collect();
+        println!(
+            "{}\t{}\tneeds {}\thas {}",
+            r.sam_account_name,
+            if r.privileged {
+                "privileged"
+            } else {
+                "standard"
+            },
+            r.needed,
+            if methods.is_empty() {
+                "nothing".to_owned()
+            } else {
+                methods.join(",")
+            }
+        );
+    }
+    Ok(())
+}
+
 /// `rekey audit verify`: walk the whole chain from the first record.
 pub async fn audit_verify(config: &Config) -> Result<(), CliError> {
     use rekey_core::audit::{GENESIS, verify};

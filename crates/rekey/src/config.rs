@@ -39,6 +39,19 @@ pub struct Config {
     /// Entra ID (Microsoft 365) as a second landing zone; absent or not enabled: AD only.
     #[serde(default)]
     pub entra: Option<EntraSection>,
+    /// How many gates each tier passes and which methods count.
+    #[serde(default)]
+    pub gates: methods::GatesSection,
+    /// Passkeys (WebAuthn); absent: not offered.
+    #[serde(default)]
+    pub passkeys: Option<methods::PasskeysSection>,
+    /// SMS codes through a Twilio-style API; absent: not offered.
+    #[serde(default)]
+    pub sms: Option<methods::SmsSection>,
+    #[serde(default)]
+    pub questions: methods::QuestionsSection,
+    #[serde(default)]
+    pub abuse: methods::AbuseSection,
 }
 
 impl Config {
@@ -522,6 +535,7 @@ fn set<T>(field: &mut T, value: Option<T>) {
 
 mod entra;
 mod env;
+pub mod methods;
 
 pub use entra::EntraSection;
 

@@ -70,6 +70,14 @@ enum AdminCommand {
         #[arg(long)]
         email: String,
     },
+    /// Issue a helpdesk one-time code for a caller you verified (8 digits, single use,
+    /// short-lived; audited with you as the operator). Read it to the caller.
+    HelpdeskCode { user: String },
+    /// List users with fewer methods than their tier needs (enrolled users, plus any named).
+    EnrollmentReport {
+        /// Also check these accounts (e.g. every user in scope).
+        users: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,6 +142,12 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Serve => serve::serve(&config).await,
         Command::Audit(AuditCommand::Verify) => admin::audit_verify(&config).await,
+        Command::Admin(AdminCommand::HelpdeskCode { user }) => {
+            admin::helpdesk_code(&config, &user).await
+        }
+        Command::Admin(AdminCommand::EnrollmentReport { users }) => {
+            admin::enrollment_report(&config, &users).await
+        }
         Command::Admin(AdminCommand::Enroll { user, email }) => {
             admin::enroll(&config, &user, &email).await
         }

@@ -124,7 +124,8 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
         },
         allow_ous: config.scope.allow_ous.clone(),
         deny_ous: config.scope.deny_ous.clone(),
-        exclude_privileged: true,
+        // Privileged accounts are out unless `[gates.privileged]` sets their stricter gates.
+        exclude_privileged: config.gates.privileged.is_none(),
     };
     let mut engine_config = EngineConfig {
         public_base_url: server.public_base_url.clone(),
@@ -133,6 +134,9 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
     };
     config.engine.apply(&mut engine_config);
     config.passwords.apply(&mut engine_config);
+    crate::config::methods::apply(config, &mut engine_config)?;
+    let sms = sms_sender(config)?;
+    let passkeys = passkeys(config, server)?;
     let mut zones: Vec<Arc<dyn LandingZone>> = vec![ad.clone()];
     if let Some(entra) = config.entra() {
         entra.apply(&mut engine_config)?;
@@ -153,11 +157,65 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
         otp_key,
         banned: config.passwords.banned_list()?,
         breached: config.passwords.breached()?,
+        sms,
+        passkeys,
     });
     if background {
         engine = engine.with_background(Arc::new(rekey_web::TokioSpawn));
     }
     Ok(Built { engine, store })
+}
+
+/// The SMS gateway of an enabled `[sms]` section.
+fn sms_sender(config: &Config) -> Result<Option<Arc<dyn rekey_core::notify::SmsSender>>, CliError> {
+    let Some(sms) = config.sms.as_ref().filter(|s| s.enabled) else {
+        return Ok(None);
+    };
+    let token = std::fs::read_to_string(&sms.auth_token_file).map_err(|e| {
+        missing(
+            "sms.auth_token_file",
+            &format!("{}: {e}", sms.auth_token_file.display()),
+        )
+    })?;
+    let mut c = rekey_sms::SmsConfig::new(
+        sms.base_url.clone(),
+        sms.account_sid.clone(),
+        zeroize::Zeroizing::new(token.trim().to_owned()),
+        sms.from.clone(),
+        sms.messaging_service_sid.clone(),
+    )
+    .map_err(|e| missing("sms", &e.to_string()))?;
+    c.username.clone_from(&sms.username);
+    c.ca_file.clone_from(&sms.ca_file);
+    if let Some(ms) = sms.timeout_ms {
+        c.timeout = Duration::from_millis(ms);
+    }
+    let sender = rekey_sms::TwilioSms::new(&c).map_err(|e| missing("sms", &e.to_string()))?;
+    Ok(Some(Arc::new(sender)))
+}
+
+/// The WebAuthn relying party of an enabled `[passkeys]` section: the portal's public URL is
+/// the origin, its host the RP id unless configured.
+fn passkeys(
+    config: &Config,
+    server: &crate::config::ServerConfig,
+) -> Result<Option<Arc<dyn rekey_core::passkey::Passkeys>>, CliError> {
+    let Some(p) = config.passkeys.as_ref().filter(|p| p.enabled) else {
+        return Ok(None);
+    };
+    let origin = server.public_base_url.trim_end_matches('/').to_owned();
+    let host = url::Url::parse(&origin)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .ok_or_else(|| missing("server.public_base_url", "not a URL with a host"))?;
+    let cfg = rekey_passkey::PasskeyConfig {
+        rp_id: p.rp_id.clone().unwrap_or(host),
+        origin,
+        rp_name: server.organisation.clone(),
+    };
+    let rp = rekey_passkey::WebauthnPasskeys::new(&cfg)
+        .map_err(|e| missing("passkeys", &e.to_string()))?;
+    Ok(Some(Arc::new(rp)))
 }
 
 /// Build the portal `rekey serve` runs: the engine (mail after the answer) and the router.
