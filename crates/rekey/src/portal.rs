@@ -171,15 +171,19 @@ fn sms_sender(config: &Config) -> Result<Option<Arc<dyn rekey_core::notify::SmsS
     let Some(sms) = config.sms.as_ref().filter(|s| s.enabled) else {
         return Ok(None);
     };
-    let token = std::fs::read_to_string(&sms.auth_token_file).map_err(|e| {
-        missing(
-            "sms.auth_token_file",
-            &format!("{}: {e}", sms.auth_token_file.display()),
-        )
-    })?;
+    let file = sms
+        .auth_token_file
+        .as_ref()
+        .ok_or_else(|| missing("sms.auth_token_file", "name the auth token's file"))?;
+    let token = std::fs::read_to_string(file)
+        .map_err(|e| missing("sms.auth_token_file", &format!("{}: {e}", file.display())))?;
+    let sid = sms
+        .account_sid
+        .clone()
+        .ok_or_else(|| missing("sms.account_sid", "set the account SID"))?;
     let mut c = rekey_sms::SmsConfig::new(
         sms.base_url.clone(),
-        sms.account_sid.clone(),
+        sid,
         zeroize::Zeroizing::new(token.trim().to_owned()),
         sms.from.clone(),
         sms.messaging_service_sid.clone(),

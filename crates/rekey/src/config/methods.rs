@@ -84,8 +84,8 @@ impl GatesSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasskeysSection {
-    /// Offer passkeys (default true when the section is present).
-    #[serde(default = "yes")]
+    /// Offer passkeys (default false).
+    #[serde(default)]
     pub enabled: bool,
     /// The RP id (default: the host of `server.public_base_url`). Passkeys are bound to it:
     /// changing it later orphans every registered passkey.
@@ -94,20 +94,23 @@ pub struct PasskeysSection {
 }
 
 /// `[sms]`: text-message codes through a Twilio-style messages API.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmsSection {
-    #[serde(default = "yes")]
+    /// Send codes by SMS (default false).
+    #[serde(default)]
     pub enabled: bool,
     /// The API's base URL (default Twilio's).
     #[serde(default = "default_sms_url")]
     pub base_url: String,
-    pub account_sid: String,
+    #[serde(default)]
+    pub account_sid: Option<String>,
     /// Basic-auth user when it is not the account SID (an API key SID).
     #[serde(default)]
     pub username: Option<String>,
     /// A file holding the auth token (or API key secret).
-    pub auth_token_file: PathBuf,
+    #[serde(default)]
+    pub auth_token_file: Option<PathBuf>,
     /// The sender number (E.164) — or `messaging_service_sid`.
     #[serde(default)]
     pub from: Option<String>,
@@ -115,6 +118,7 @@ pub struct SmsSection {
     pub messaging_service_sid: Option<String>,
     /// Country calling codes numbers may belong to, e.g. ["49", "44", "1"] (invariant 27:
     /// premium and unknown prefixes are refused). Required.
+    #[serde(default)]
     pub countries: Vec<String>,
     #[serde(default)]
     pub per_user_per_day: Option<u32>,
@@ -127,10 +131,6 @@ pub struct SmsSection {
     /// A CA file to trust besides Mozilla's roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn default_sms_url() -> String {
