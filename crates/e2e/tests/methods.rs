@@ -89,7 +89,7 @@ async fn passkey_and_app_enroll_then_a_passkey_reset_lands_in_ad() {
     b.screenshot("methods-04-passkey-reset").await.unwrap();
     b.click("#passkey-start").await.unwrap();
     b.wait_for("#new_password", WAIT).await.unwrap();
-    let new = format!("Passkey-Reset-{}-Ok", std::process::id());
+    let new = format!("Harbor-Lantern-{}-9", std::process::id());
     step(
         &b,
         &[("#new_password", &new), ("#confirm_password", &new)],
@@ -108,4 +108,46 @@ async fn passkey_and_app_enroll_then_a_passkey_reset_lands_in_ad() {
         "Kerberos with the new password"
     );
     assert_eq!(d.kinit(&u.sam, &u.password), Krb::WrongPassword);
+}
+
+/// Over the identify rate the page carries a puzzle; Chromium runs `/static/pow.js` under the
+/// page's CSP, solves it and continues by itself to the code page.
+#[tokio::test]
+async fn over_the_identify_rate_the_browser_solves_the_puzzle() {
+    let d = dev();
+    let sink = SmtpSink::start();
+    let portal = rekey_e2e::portal::start(&d, &sink.mailer_config(), |c| {
+        c.abuse.pow_per_ip_per_minute = Some(1);
+        c.abuse.pow_bits = Some(12);
+    })
+    .await
+    .unwrap();
+    let b = Browser::start().await;
+    b.goto(&format!("{}/reset", portal.url)).await.unwrap();
+    b.wait_for("#username", WAIT).await.unwrap();
+    step(&b, &[("#username", "first.try")], "#code").await;
+    b.goto(&format!("{}/reset", portal.url)).await.unwrap();
+    b.wait_for("#username", WAIT).await.unwrap();
+    b.fill("#username", "second.try").await.unwrap();
+    b.submit("button[type=submit]").await.unwrap();
+    // The puzzle page, then the code page once the script has solved it and submitted.
+    b.wait_for("#code", WAIT).await.unwrap();
+    let url = b.current_url().await.unwrap();
+    assert_eq!(url.path(), "/reset/code");
+    // The audit says how identify got through: the first within the rate, the second by work
+    // the browser did (not by waiting).
+    use rekey_core::store::Store;
+    let records = portal.store.audit_after(0, 100).await.unwrap();
+    let notes: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            v["detail"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert!(
+        notes.iter().any(|n| n == "proof_of_work_required"),
+        "{notes:?}"
+    );
+    assert!(notes.iter().any(|n| n == "proof_of_work"), "{notes:?}");
 }

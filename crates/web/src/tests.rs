@@ -162,7 +162,9 @@ async fn only_scalar_utf8_forms_within_the_cap() {
 /// flow lives server-side (invariants 9, 12).
 #[tokio::test]
 async fn identify_is_identical_for_the_seven_classes() {
-    let w = world(5);
+    let w = rekey_core::fakes::world_with(rekey_core::engine::EngineConfig::default())
+        .passkeys()
+        .build();
     let app = app(&w);
     let cookies = format!("__Host-rekey-csrf={CSRF}");
     let mut pages = Vec::new();

@@ -52,10 +52,18 @@ fn passkey_world(gates: u8) -> World {
 /// and the passkey alternative; a wrong code gets one answer for all too (invariant 9).
 #[tokio::test]
 async fn the_first_gate_is_the_same_page_for_every_account() {
-    let w = world(5);
+    let w = world_with(EngineConfig::default()).passkeys().build();
+    let without = world(5);
+    let plain = app(&without);
     let app = app(&w);
     let base = format!("__Host-rekey-csrf={CSRF}");
     let mut pages = Vec::new();
+    // Without passkeys on the server, the page does not offer them (to anyone).
+    let (res, _) = identify(&plain, "normal", &base).await;
+    let cookies = format!("{base}; {}", flow_cookie(&res));
+    let (_, page) = send(&plain, get("/reset/code", &cookies)).await;
+    assert!(page.contains("Enter the code from your authenticator app"));
+    assert!(!page.contains("/reset/passkey/start"), "{page}");
     for who in ["nobody", "unenrolled", "normal"] {
         let (res, _) = identify(&app, who, &base).await;
         let cookies = format!("{base}; {}", flow_cookie(&res));

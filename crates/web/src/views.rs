@@ -255,6 +255,19 @@ pub fn utc_label(ts: i64) -> String {
     format!("{} UTC", utc(ts))
 }
 
+/// Identify under attack: the proof-of-work puzzle (solved by `/static/pow.js`, or answered
+/// `wait` after the delay without JavaScript), with the user name as typed.
+#[derive(Template)]
+#[template(path = "pow.html")]
+pub struct PowPage {
+    pub c: Common,
+    pub action: &'static str,
+    pub challenge: String,
+    pub bits: u8,
+    pub wait: String,
+    pub username: String,
+}
+
 #[derive(Template)]
 #[template(path = "result.html")]
 pub struct Outcome {

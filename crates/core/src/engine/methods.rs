@@ -122,6 +122,12 @@ impl Engine {
         }
     }
 
+    /// Does this server offer passkeys (the first gate's "use a passkey instead")?
+    #[must_use]
+    pub fn passkeys_enabled(&self) -> bool {
+        self.inner.passkeys.is_some()
+    }
+
     /// Is the method configured on this server at all?
     pub(crate) fn method_configured(&self, kind: MethodKind) -> bool {
         match kind {

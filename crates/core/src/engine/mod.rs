@@ -17,6 +17,8 @@ mod methods;
 #[cfg(test)]
 mod methods_tests;
 mod outbox;
+#[cfg(test)]
+mod pow_tests;
 mod reset;
 mod state;
 #[cfg(test)]

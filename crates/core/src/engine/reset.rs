@@ -179,7 +179,7 @@ impl Engine {
         })
     }
 
-    fn pow_key(&self) -> [u8; 32] {
+    pub(crate) fn pow_key(&self) -> [u8; 32] {
         use hmac::{Hmac, Mac};
         let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.inner.otp_key)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));

@@ -158,7 +158,15 @@ fn code_lead(ctx: &Ctx, g: &GateRoutes, method: Method) -> &'static str {
     }
 }
 
-pub(super) fn code_form(ctx: &Ctx, g: &GateRoutes, method: Method, error: Option<String>) -> Form {
+/// The code page. `passkeys`: the server offers passkeys, so the first gate offers "use a
+/// passkey instead" (the same for every account: it depends on the configuration only).
+pub(super) fn code_form(
+    ctx: &Ctx,
+    g: &GateRoutes,
+    method: Method,
+    error: Option<String>,
+    passkeys: bool,
+) -> Form {
     let mut field = Field::new("code", ctx.t.code_label, "text", "one-time-code");
     field.error = error;
     let first = g.kind != FlowKind::Enroll && method == Method::EmailOtp;
@@ -171,11 +179,14 @@ pub(super) fn code_form(ctx: &Ctx, g: &GateRoutes, method: Method, error: Option
         action: g.code,
         fields: vec![field],
         button: ctx.t.verify,
-        alt: g.passkey_start.filter(|_| first).map(|action| Alt {
-            lead: ctx.t.passkey_instead_lead,
-            action,
-            button: ctx.t.passkey_instead,
-        }),
+        alt: g
+            .passkey_start
+            .filter(|_| first && passkeys)
+            .map(|action| Alt {
+                lead: ctx.t.passkey_instead_lead,
+                action,
+                button: ctx.t.passkey_instead,
+            }),
         link: (!first).then_some((g.more, ctx.t.other_methods)),
     }
 }
@@ -186,7 +197,10 @@ async fn code_page(State(s): State<AppState>, ctx: Ctx, g: &'static GateRoutes) 
         Err(r) => return r,
     };
     match s.engine.pending_gate(&flow).await {
-        Ok(Chosen::Code(m)) => ctx.render(StatusCode::OK, &code_form(&ctx, g, m, None)),
+        Ok(Chosen::Code(m)) => {
+            let page = code_form(&ctx, g, m, None, s.engine.passkeys_enabled());
+            ctx.render(StatusCode::OK, &page)
+        }
         Ok(other) => ctx.redirect(page_of(&other, g), FlowCookie::Keep),
         Err(e) => get_failed(&ctx, &e, g),
     }
@@ -220,7 +234,8 @@ async fn code_post(
                 Ok(Chosen::Code(m)) => m,
                 _ => Method::EmailOtp,
             };
-            ctx.render(StatusCode::OK, &code_form(&ctx, g, method, Some(msg)))
+            let page = code_form(&ctx, g, method, Some(msg), s.engine.passkeys_enabled());
+            ctx.render(StatusCode::OK, &page)
         }
         Err(e) => ctx.error(&e, g.start),
     }

@@ -23,6 +23,11 @@ use crate::security::{self, FLOW_COOKIE};
 pub struct IdentifyForm {
     csrf: String,
     username: String,
+    /// The proof-of-work challenge and its answer, when identify asked for one.
+    #[serde(default)]
+    pow_challenge: Option<String>,
+    #[serde(default)]
+    pow: Option<String>,
 }
 
 fn identify_form(ctx: &Ctx, kind: FlowKind) -> Form {
@@ -82,9 +87,33 @@ async fn identify_post(
     if !ctx.csrf_ok(&f.csrf) {
         return ctx.forbidden();
     }
-    let work = s.engine.start_reset(&ctx.req, kind, &f.username);
+    let pow = f.pow_challenge.as_deref().zip(f.pow.as_deref());
+    let work = s.engine.start_reset_pow(&ctx.req, kind, &f.username, pow);
     match crate::at_deadline(start, s.cfg.identify_deadline, work).await {
         Ok(flow) => ctx.redirect(next, FlowCookie::Set(flow)),
+        Err(EngineError::ProofOfWork {
+            challenge,
+            bits,
+            wait_secs,
+        }) => {
+            let page = crate::views::PowPage {
+                c: ctx.common(if kind == FlowKind::Unlock {
+                    ctx.t.unlock_title
+                } else {
+                    ctx.t.reset_title
+                }),
+                action: if kind == FlowKind::Unlock {
+                    "/unlock"
+                } else {
+                    "/reset"
+                },
+                challenge,
+                bits,
+                wait: ctx.t.pow_wait.replace("{}", &wait_secs.to_string()),
+                username: f.username.chars().take(256).collect(),
+            };
+            ctx.render_scripted(StatusCode::TOO_MANY_REQUESTS, &page)
+        }
         Err(e) => ctx.error(
             &e,
             if kind == FlowKind::Unlock {
