@@ -57,7 +57,12 @@ fn the_binary_ships_no_test_double() {
         "rekey must not enable rekey-core's `fakes` (it can mint write grants)"
     );
     let deps = ours("rekey");
-    for banned in ["rekey-e2e", "rekey-bench", "rekey-graph-double"] {
+    for banned in [
+        "rekey-e2e",
+        "rekey-bench",
+        "rekey-graph-double",
+        "rekey-sms-double",
+    ] {
         assert!(!deps.iter().any(|d| d == banned), "{deps:?}");
     }
 }
@@ -69,12 +74,13 @@ fn adapters_depend_on_core_only() {
         "rekey-store",
         "rekey-notify",
         "rekey-web",
+        "rekey-passkey",
     ] {
         assert_eq!(ours(adapter), ["rekey-core"], "{adapter}");
     }
     // The HTTP adapters share one HTTPS client set-up (roots, URL rules), which is no adapter
     // and depends on nothing of ours.
-    for adapter in ["rekey-entra", "rekey-breach"] {
+    for adapter in ["rekey-entra", "rekey-breach", "rekey-sms"] {
         assert_eq!(ours(adapter), ["rekey-core", "rekey-https"], "{adapter}");
     }
     assert!(ours("rekey-https").is_empty());

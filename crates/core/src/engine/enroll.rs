@@ -304,9 +304,7 @@ impl Engine {
         flow: &str,
         code: &str,
     ) -> EngineResult<()> {
-        let mut trail = Trail::new(Operation::Enroll);
-        trail.methods(&["code"]);
-        trail.note("confirm");
+        let mut trail = enroll_trail("code", "confirm");
         let result = self.enroll_confirm_inner(&mut trail, flow, code).await;
         self.record(ctx, trail, result).await
     }
@@ -368,9 +366,7 @@ impl Engine {
 
     /// Begin setting up an authenticator app: a new seed, sealed in the flow until confirmed.
     pub async fn enroll_totp_begin(&self, ctx: &RequestContext, flow: &str) -> EngineResult<()> {
-        let mut trail = Trail::new(Operation::Enroll);
-        trail.methods(&["totp"]);
-        trail.note("begin");
+        let mut trail = enroll_trail("totp", "begin");
         let result = async {
             let (loaded, user, at) = self.signed_in(&mut trail, flow).await?;
             if !self.enrollable(&self.account_of(&user).await?, MethodKind::Totp) {
@@ -396,9 +392,7 @@ impl Engine {
         flow: &str,
         code: &str,
     ) -> EngineResult<()> {
-        let mut trail = Trail::new(Operation::Enroll);
-        trail.methods(&["totp"]);
-        trail.note("confirm");
+        let mut trail = enroll_trail("totp", "confirm");
         let result = async {
             let (loaded, user, _) = self.signed_in(&mut trail, flow).await?;
             let Step::TotpSetup {
@@ -442,9 +436,7 @@ impl Engine {
 
     /// Begin registering a passkey (resident key, user verification required).
     pub async fn enroll_passkey_begin(&self, ctx: &RequestContext, flow: &str) -> EngineResult<()> {
-        let mut trail = Trail::new(Operation::Enroll);
-        trail.methods(&["passkey"]);
-        trail.note("begin");
+        let mut trail = enroll_trail("passkey", "begin");
         let result = async {
             let (loaded, user, at) = self.signed_in(&mut trail, flow).await?;
             let passkeys = self
@@ -502,9 +494,7 @@ impl Engine {
         response: &str,
         label: &str,
     ) -> EngineResult<()> {
-        let mut trail = Trail::new(Operation::Enroll);
-        trail.methods(&["passkey"]);
-        trail.note("register");
+        let mut trail = enroll_trail("passkey", "register");
         let result = async {
             let (loaded, user, _) = self.signed_in(&mut trail, flow).await?;
             let Step::PasskeySetup {
@@ -660,6 +650,14 @@ impl Engine {
         }
         self.kick_outbox().await;
     }
+}
+
+/// The audit trail of an enrollment step: the method it concerns and what the step did.
+fn enroll_trail(method: &str, step: &str) -> Trail {
+    let mut trail = Trail::new(Operation::Enroll);
+    trail.methods(&[method]);
+    trail.note(step);
+    trail
 }
 
 fn enroll_purpose(kind: MethodKind) -> String {

@@ -64,6 +64,14 @@ fn purpose(method: Method) -> String {
 }
 
 const HELPDESK: &str = "helpdesk";
+
+/// What a failed verification counts and answers: the attempts so far, the step to store with
+/// one more, and the error to give.
+struct Failed {
+    attempts: u32,
+    retry: Step,
+    error: EngineError,
+}
 /// A used TOTP step is remembered this long (the ±1 window is 90 s at most).
 const TOTP_REPLAY_WINDOW: i64 = 120;
 
@@ -324,6 +332,28 @@ impl Engine {
         }
     }
 
+    /// The end of a verification: the next step when `won` names the user and the method that
+    /// passed, else a counted failure.
+    async fn gate_end(
+        &self,
+        trail: &mut Trail,
+        flow: &str,
+        loaded: &Loaded,
+        mut passed: Vec<Method>,
+        won: Option<(Guid, Method)>,
+        failed: Failed,
+    ) -> EngineResult<Progress> {
+        match won {
+            Some((user, method)) => {
+                passed.push(method);
+                self.gate_passed(trail, flow, loaded, user, passed).await
+            }
+            None => Err(self
+                .gate_failed(loaded, failed.attempts, failed.retry, failed.error)
+                .await),
+        }
+    }
+
     /// A gate passed with `method`: the next step under a fresh id.
     async fn gate_passed(
         &self,
@@ -469,16 +499,14 @@ impl Engine {
             Some(u) => self.match_code(&loaded, &u, &accepted, code).await?,
             None => None,
         };
-        match (user, matched) {
-            (Some(user), Some(method)) => {
-                let mut passed = passed;
-                passed.push(method);
-                self.gate_passed(trail, flow, &loaded, user, passed).await
-            }
-            _ => Err(self
-                .gate_failed(&loaded, attempts, retry, EngineError::WrongCode)
-                .await),
-        }
+        let won = user.zip(matched);
+        let failed = Failed {
+            attempts,
+            retry,
+            error: EngineError::WrongCode,
+        };
+        self.gate_end(trail, flow, &loaded, passed, won, failed)
+            .await
     }
 
     /// The codes the first gate accepts for this user: the one sent, the app's, a helpdesk's.
@@ -814,19 +842,17 @@ impl Engine {
         if attempts >= self.inner.config.max_code_attempts {
             return Err(EngineError::TooManyAttempts);
         }
-        match self
+        let won = self
             .check_passkey(trail, &loaded, &ceremony, response)
             .await?
-        {
-            Some(user) => {
-                let mut passed = passed;
-                passed.push(Method::Passkey);
-                self.gate_passed(trail, flow, &loaded, user, passed).await
-            }
-            None => Err(self
-                .gate_failed(&loaded, attempts, retry, EngineError::PasskeyRefused)
-                .await),
-        }
+            .map(|user| (user, Method::Passkey));
+        let failed = Failed {
+            attempts,
+            retry,
+            error: EngineError::PasskeyRefused,
+        };
+        self.gate_end(trail, flow, &loaded, passed, won, failed)
+            .await
     }
 
     /// Verify the answer; `Some(user)` if it is a valid passkey of the flow's user (or, for a
@@ -955,19 +981,19 @@ impl Engine {
         for (q, a) in asked.iter().zip(answers) {
             right &= questions::matches(q, a);
         }
-        if right {
-            let mut passed = passed;
-            passed.push(Method::Questions);
-            return self.gate_passed(trail, flow, &loaded, user, passed).await;
-        }
         let retry = Step::Gate {
-            passed,
+            passed: passed.clone(),
             pending: Some(Pending::Questions),
             attempts: attempts + 1,
             signed_in,
         };
-        Err(self
-            .gate_failed(&loaded, attempts, retry, EngineError::WrongAnswers)
-            .await)
+        let won = right.then_some((user, Method::Questions));
+        let failed = Failed {
+            attempts,
+            retry,
+            error: EngineError::WrongAnswers,
+        };
+        self.gate_end(trail, flow, &loaded, passed, won, failed)
+            .await
     }
 }

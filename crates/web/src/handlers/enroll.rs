@@ -282,11 +282,57 @@ async fn confirm_page(s: &AppState, ctx: &Ctx, flow: &str, error: Option<String>
     }
 }
 
-pub async fn enroll_code(State(s): State<AppState>, ctx: Ctx) -> Response {
+/// A setup confirmed by a code: an address or number (the code sent to it), or an
+/// authenticator app (its first code).
+#[derive(Clone, Copy)]
+pub(super) enum Confirming {
+    Contact,
+    App,
+}
+
+/// The page of the setup in progress, with an error after a wrong code.
+async fn setup_page(
+    s: &AppState,
+    ctx: &Ctx,
+    flow: &str,
+    error: Option<String>,
+    what: Confirming,
+) -> Response {
+    match what {
+        Confirming::Contact => confirm_page(s, ctx, flow, error).await,
+        Confirming::App => super::enroll_add::totp_page(s, ctx, flow, error).await,
+    }
+}
+
+pub(super) async fn setup_get(s: &AppState, ctx: &Ctx, what: Confirming) -> Response {
     match ctx.flow_or_restart("/enroll") {
-        Ok(flow) => confirm_page(&s, &ctx, &flow, None).await,
+        Ok(flow) => setup_page(s, ctx, &flow, None, what).await,
         Err(r) => r,
     }
+}
+
+/// Confirm a setup with its code: back to the methods page, or the same page with the error.
+pub(super) async fn setup_post(s: &AppState, ctx: &Ctx, f: CodeForm, what: Confirming) -> Response {
+    let flow = match ctx.posted_flow(&f.csrf, "/enroll") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let result = match what {
+        Confirming::Contact => s.engine.enroll_confirm(&ctx.req, &flow, &f.code).await,
+        Confirming::App => s.engine.enroll_totp_confirm(&ctx.req, &flow, &f.code).await,
+    };
+    match result {
+        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
+        Err(e @ EngineError::WrongCode) => {
+            let msg = ctx.say(&e);
+            setup_page(s, ctx, &flow, Some(msg), what).await
+        }
+        Err(e) => ctx.error(&e, "/enroll"),
+    }
+}
+
+pub async fn enroll_code(State(s): State<AppState>, ctx: Ctx) -> Response {
+    setup_get(&s, &ctx, Confirming::Contact).await
 }
 
 pub async fn enroll_code_post(
@@ -294,18 +340,7 @@ pub async fn enroll_code_post(
     ctx: Ctx,
     ScalarForm(f): ScalarForm<CodeForm>,
 ) -> Response {
-    let flow = match ctx.posted_flow(&f.csrf, "/enroll") {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    match s.engine.enroll_confirm(&ctx.req, &flow, &f.code).await {
-        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
-        Err(e @ EngineError::WrongCode) => {
-            let msg = ctx.say(&e);
-            confirm_page(&s, &ctx, &flow, Some(msg)).await
-        }
-        Err(e) => ctx.error(&e, "/enroll"),
-    }
+    setup_post(&s, &ctx, f, Confirming::Contact).await
 }
 
 #[derive(Deserialize)]

@@ -32,7 +32,12 @@ pub async fn enroll_totp_begin(
     }
 }
 
-async fn totp_page(s: &AppState, ctx: &Ctx, flow: &str, error: Option<String>) -> Response {
+pub(super) async fn totp_page(
+    s: &AppState,
+    ctx: &Ctx,
+    flow: &str,
+    error: Option<String>,
+) -> Response {
     match s.engine.enroll_step(flow).await {
         Ok(EnrollStep::Totp { uri, secret }) => {
             let Some(qr) = qr_svg(&uri) else {
@@ -52,10 +57,7 @@ async fn totp_page(s: &AppState, ctx: &Ctx, flow: &str, error: Option<String>) -
 }
 
 pub async fn enroll_totp(State(s): State<AppState>, ctx: Ctx) -> Response {
-    match ctx.flow_or_restart("/enroll") {
-        Ok(flow) => totp_page(&s, &ctx, &flow, None).await,
-        Err(r) => r,
-    }
+    super::enroll::setup_get(&s, &ctx, super::enroll::Confirming::App).await
 }
 
 pub async fn enroll_totp_confirm(
@@ -63,18 +65,7 @@ pub async fn enroll_totp_confirm(
     ctx: Ctx,
     ScalarForm(f): ScalarForm<CodeForm>,
 ) -> Response {
-    let flow = match ctx.posted_flow(&f.csrf, "/enroll") {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    match s.engine.enroll_totp_confirm(&ctx.req, &flow, &f.code).await {
-        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
-        Err(e @ EngineError::WrongCode) => {
-            let msg = ctx.say(&e);
-            totp_page(&s, &ctx, &flow, Some(msg)).await
-        }
-        Err(e) => ctx.error(&e, "/enroll"),
-    }
+    super::enroll::setup_post(&s, &ctx, f, super::enroll::Confirming::App).await
 }
 
 pub async fn enroll_passkey_begin(
