@@ -67,11 +67,13 @@ fn code_in(body: &str) -> Option<String> {
 const WAIT: Duration = Duration::from_secs(10);
 
 impl Portal {
-    /// The next code mailed to `to` (notices without a code are skipped).
+    /// The next code mailed to `to` (notices without a code — "was reset", "methods
+    /// changed" — are skipped).
     async fn code_for(&self, to: &str) -> String {
         loop {
             let mail = self.sink.wait_for(to, WAIT).await;
-            if !mail.subject.contains(" was ") {
+            let notice = mail.subject.contains(" was ") || mail.subject.contains(" changed");
+            if !notice {
                 return code_in(&mail.body).unwrap_or_else(|| panic!("no code in {:?}", mail.body));
             }
         }
