@@ -128,6 +128,7 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
             get(h::enroll_code).post(h::enroll_code_post),
         )
         .route("/enroll/remove", post(h::enroll_remove))
+        .route("/enroll/cancel", post(h::enroll_cancel))
         .route(
             "/enroll/totp",
             get(h::enroll_totp).post(h::enroll_totp_begin),

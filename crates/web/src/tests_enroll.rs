@@ -325,6 +325,21 @@ async fn the_authenticator_app_page_shows_qr_code_and_key() {
         page.contains("That code is not correct") && page.contains("<svg"),
         "{page}"
     );
+    // Back to the methods page without finishing: nothing was added.
+    assert!(page.contains(r#"action="/enroll/cancel""#), "{page}");
+    let (res, _) = send(
+        &app,
+        post("/enroll/cancel", &format!("csrf={CSRF}"), &cookies),
+    )
+    .await;
+    assert_eq!(location(&res), "/enroll/methods");
+    let (res, page) = send(&app, get("/enroll/methods", &cookies)).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the methods page, no redirect"
+    );
+    assert!(!page.contains("data-kind=\"totp\""), "{page}");
 }
 
 /// Security questions: three rows (text inputs without an admin list, a select with one), then
@@ -441,6 +456,7 @@ async fn every_new_post_needs_the_csrf_token() {
         "/enroll/phone",
         "/enroll/code",
         "/enroll/remove",
+        "/enroll/cancel",
         "/enroll/totp",
         "/enroll/totp/confirm",
         "/enroll/passkey",

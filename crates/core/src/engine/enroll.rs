@@ -582,7 +582,22 @@ impl Engine {
         self.record(ctx, trail, result).await
     }
 
-    /// Remove a method (a passkey by its credential id, or all of a kind).
+    /// Leave an unfinished setup (a code sent, an app or a passkey begun) for the methods page:
+    /// nothing is enrolled, the sign-in keeps its age.
+    pub async fn enroll_cancel(&self, ctx: &RequestContext, flow: &str) -> EngineResult<()> {
+        let mut trail = enroll_trail("none", "cancel");
+        let result = async {
+            let (loaded, _, at) = self.signed_in(&mut trail, flow).await?;
+            if matches!(loaded.step, Step::SignedIn { .. }) {
+                return Ok(());
+            }
+            self.advance(&loaded, &Step::SignedIn { at }).await
+        }
+        .await;
+        self.record(ctx, trail, result).await
+    }
+
+    /// Remove a method (every credential of its kind: all passkeys at once).
     pub async fn enroll_remove(
         &self,
         ctx: &RequestContext,

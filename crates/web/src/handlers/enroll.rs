@@ -266,7 +266,11 @@ fn confirm_form(ctx: &Ctx, masked: &str, error: Option<String>) -> Form {
         action: "/enroll/code",
         fields: vec![field],
         button: ctx.t.verify,
-        alt: None,
+        alt: Some(crate::views::Alt {
+            lead: "",
+            action: "/enroll/cancel",
+            button: ctx.t.back_to_methods,
+        }),
         link: None,
     }
 }
@@ -329,6 +333,27 @@ pub(super) async fn setup_post(s: &AppState, ctx: &Ctx, f: CodeForm, what: Confi
         }
         Err(e) => ctx.error(&e, "/enroll"),
     }
+}
+
+/// Leave an unfinished setup for the methods page.
+pub async fn enroll_cancel(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    ScalarForm(f): ScalarForm<CsrfForm>,
+) -> Response {
+    let flow = match ctx.posted_flow(&f.csrf, "/enroll") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match s.engine.enroll_cancel(&ctx.req, &flow).await {
+        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
+        Err(e) => ctx.error(&e, "/enroll"),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
 }
 
 pub async fn enroll_code(State(s): State<AppState>, ctx: Ctx) -> Response {
