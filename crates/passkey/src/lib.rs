@@ -290,7 +290,7 @@ fn unavailable(e: WebauthnError) -> PasskeyError {
 /// A browser's answer that webauthn-rs did not accept: malformed (`Invalid`) or not proven
 /// (`Refused`: origin, RP id, challenge, signature, user presence or verification, counter).
 fn refused(e: WebauthnError) -> PasskeyError {
-    tracing::debug!(error = %e, "passkey answer not accepted");
+    tracing::debug!(error = %e, "passkey response not accepted");
     match e {
         WebauthnError::ParseBase64Failure(_)
         | WebauthnError::ParseCBORFailure(_)
