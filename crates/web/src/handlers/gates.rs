@@ -77,9 +77,10 @@ pub fn routes(g: &'static GateRoutes) -> Router<AppState> {
     let r = Router::new()
         .route(
             g.code,
-            get(move |s: State<AppState>, c: Ctx| code_page(s, c, g)).post(
-                move |s: State<AppState>, c: Ctx, f: ScalarForm<CodeForm>| code_post(s, c, f, g),
-            ),
+            get(move |State(s): State<AppState>, c: Ctx| async move {
+                gate_page(&s, &c, g, g.code).await
+            })
+            .post(move |s: State<AppState>, c: Ctx, f: ScalarForm<CodeForm>| code_post(s, c, f, g)),
         )
         .route(
             g.more,
@@ -89,7 +90,10 @@ pub fn routes(g: &'static GateRoutes) -> Router<AppState> {
         )
         .route(
             g.passkey,
-            get(move |s: State<AppState>, c: Ctx| passkey_page(s, c, g)).post(
+            get(move |State(s): State<AppState>, c: Ctx| async move {
+                gate_page(&s, &c, g, g.passkey).await
+            })
+            .post(
                 move |s: State<AppState>, c: Ctx, f: ScalarForm<PasskeyForm>| {
                     passkey_post(s, c, f, g)
                 },
@@ -97,7 +101,10 @@ pub fn routes(g: &'static GateRoutes) -> Router<AppState> {
         )
         .route(
             g.questions,
-            get(move |s: State<AppState>, c: Ctx| questions_page(s, c, g)).post(
+            get(move |State(s): State<AppState>, c: Ctx| async move {
+                gate_page(&s, &c, g, g.questions).await
+            })
+            .post(
                 move |s: State<AppState>, c: Ctx, f: ScalarForm<AnswersForm>| {
                     questions_post(s, c, f, g)
                 },
@@ -191,18 +198,63 @@ pub(super) fn code_form(
     }
 }
 
-async fn code_page(State(s): State<AppState>, ctx: Ctx, g: &'static GateRoutes) -> Response {
-    let flow = match ctx.flow_or_restart(g.start) {
-        Ok(f) => f,
-        Err(r) => return r,
+/// The page of the gate the flow waits for (with `alert` after a wrong answer); a flow that
+/// waits for another gate than the page `here` is sent to that gate's page.
+async fn pending_page(
+    s: &AppState,
+    ctx: &Ctx,
+    g: &'static GateRoutes,
+    flow: &str,
+    here: &str,
+    alert: Option<String>,
+) -> Response {
+    let chosen = match s.engine.pending_gate(flow).await {
+        Ok(c) => c,
+        Err(e) => return get_failed(ctx, &e, g),
     };
-    match s.engine.pending_gate(&flow).await {
-        Ok(Chosen::Code(m)) => {
-            let page = code_form(&ctx, g, m, None, s.engine.passkeys_enabled());
-            ctx.render(StatusCode::OK, &page)
+    let page = page_of(&chosen, g);
+    if page != here {
+        return ctx.redirect(page, FlowCookie::Keep);
+    }
+    match chosen {
+        Chosen::Code(m) => {
+            let form = code_form(ctx, g, m, alert, s.engine.passkeys_enabled());
+            ctx.render(StatusCode::OK, &form)
         }
-        Ok(other) => ctx.redirect(page_of(&other, g), FlowCookie::Keep),
-        Err(e) => get_failed(&ctx, &e, g),
+        Chosen::Passkey { options } => {
+            let view = passkey_page_view(ctx, g, &options, alert);
+            ctx.render_scripted(StatusCode::OK, &view)
+        }
+        Chosen::Questions { questions } => {
+            ctx.render(StatusCode::OK, &questions_view(ctx, g, questions, alert))
+        }
+    }
+}
+
+/// GET of a gate page (code, passkey, questions).
+async fn gate_page(s: &AppState, ctx: &Ctx, g: &'static GateRoutes, here: &str) -> Response {
+    match ctx.flow_or_restart(g.start) {
+        Ok(flow) => pending_page(s, ctx, g, &flow, here, None).await,
+        Err(r) => r,
+    }
+}
+
+/// The answer to a gate's POST: on to the next step, or the same page saying what was wrong
+/// (the same bytes for every account), or an error page.
+async fn answered(
+    s: &AppState,
+    ctx: &Ctx,
+    g: &'static GateRoutes,
+    flow: &str,
+    here: &str,
+    result: Result<Progress, EngineError>,
+) -> Response {
+    match result {
+        Ok(p) => progressed(ctx, p, g),
+        Err(
+            e @ (EngineError::WrongCode | EngineError::PasskeyRefused | EngineError::WrongAnswers),
+        ) => pending_page(s, ctx, g, flow, here, Some(ctx.say(&e))).await,
+        Err(e) => ctx.error(&e, g.start),
     }
 }
 
@@ -226,19 +278,7 @@ async fn code_post(
         let work = s.engine.verify_reset_code(&ctx.req, &flow, &f.code);
         crate::at_deadline(start, deadline, work).await
     };
-    match result {
-        Ok(p) => progressed(&ctx, p, g),
-        Err(e @ EngineError::WrongCode) => {
-            let msg = ctx.say(&e);
-            let method = match s.engine.pending_gate(&flow).await {
-                Ok(Chosen::Code(m)) => m,
-                _ => Method::EmailOtp,
-            };
-            let page = code_form(&ctx, g, method, Some(msg), s.engine.passkeys_enabled());
-            ctx.render(StatusCode::OK, &page)
-        }
-        Err(e) => ctx.error(&e, g.start),
-    }
+    answered(&s, &ctx, g, &flow, g.code, result).await
 }
 
 fn choices_page(ctx: &Ctx, g: &GateRoutes, choices: &[Choice], error: Option<String>) -> Choices {
@@ -348,20 +388,6 @@ fn passkey_page_view(
     }
 }
 
-async fn passkey_page(State(s): State<AppState>, ctx: Ctx, g: &'static GateRoutes) -> Response {
-    let flow = match ctx.flow_or_restart(g.start) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    match s.engine.pending_gate(&flow).await {
-        Ok(Chosen::Passkey { options }) => {
-            ctx.render_scripted(StatusCode::OK, &passkey_page_view(&ctx, g, &options, None))
-        }
-        Ok(other) => ctx.redirect(page_of(&other, g), FlowCookie::Keep),
-        Err(e) => get_failed(&ctx, &e, g),
-    }
-}
-
 #[derive(Deserialize)]
 pub struct PasskeyForm {
     pub(super) csrf: String,
@@ -381,17 +407,8 @@ async fn passkey_post(
         Err(r) => return r,
     };
     let work = s.engine.verify_passkey(&ctx.req, &flow, &f.credential);
-    match crate::at_deadline(start, s.cfg.answer_deadline, work).await {
-        Ok(p) => progressed(&ctx, p, g),
-        Err(e @ EngineError::PasskeyRefused) => match s.engine.pending_gate(&flow).await {
-            Ok(Chosen::Passkey { options }) => {
-                let page = passkey_page_view(&ctx, g, &options, Some(ctx.say(&e)));
-                ctx.render_scripted(StatusCode::OK, &page)
-            }
-            _ => ctx.error(&e, g.start),
-        },
-        Err(e) => ctx.error(&e, g.start),
-    }
+    let result = crate::at_deadline(start, s.cfg.answer_deadline, work).await;
+    answered(&s, &ctx, g, &flow, g.passkey, result).await
 }
 
 fn questions_view(
@@ -406,20 +423,6 @@ fn questions_view(
         questions,
         alert,
         other: g.more,
-    }
-}
-
-async fn questions_page(State(s): State<AppState>, ctx: Ctx, g: &'static GateRoutes) -> Response {
-    let flow = match ctx.flow_or_restart(g.start) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    match s.engine.pending_gate(&flow).await {
-        Ok(Chosen::Questions { questions }) => {
-            ctx.render(StatusCode::OK, &questions_view(&ctx, g, questions, None))
-        }
-        Ok(other) => ctx.redirect(page_of(&other, g), FlowCookie::Keep),
-        Err(e) => get_failed(&ctx, &e, g),
     }
 }
 
@@ -450,15 +453,6 @@ async fn questions_post(
         .flatten()
         .collect();
     let work = s.engine.verify_questions(&ctx.req, &flow, &answers);
-    match crate::at_deadline(start, s.cfg.answer_deadline, work).await {
-        Ok(p) => progressed(&ctx, p, g),
-        Err(e @ EngineError::WrongAnswers) => match s.engine.pending_gate(&flow).await {
-            Ok(Chosen::Questions { questions }) => {
-                let page = questions_view(&ctx, g, questions, Some(ctx.say(&e)));
-                ctx.render(StatusCode::OK, &page)
-            }
-            _ => ctx.error(&e, g.start),
-        },
-        Err(e) => ctx.error(&e, g.start),
-    }
+    let result = crate::at_deadline(start, s.cfg.answer_deadline, work).await;
+    answered(&s, &ctx, g, &flow, g.questions, result).await
 }
