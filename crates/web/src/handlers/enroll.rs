@@ -11,7 +11,7 @@ use rekey_core::store::MethodKind;
 use serde::Deserialize;
 
 use super::gates::{CodeForm, ENROLL, page_of};
-use super::{Ctx, FlowCookie, ScalarForm};
+use super::{CsrfOnly, Ctx, FlowCookie, ScalarForm};
 use crate::AppState;
 use crate::views::{AddAction, Field, Form, MethodRow, MethodsPage, utc_label};
 
@@ -286,60 +286,76 @@ async fn confirm_page(s: &AppState, ctx: &Ctx, flow: &str, error: Option<String>
     }
 }
 
-/// A setup confirmed by a code: an address or number (the code sent to it), or an
-/// authenticator app (its first code).
+/// A setup in progress: an address or number (confirmed by the code sent to it), an
+/// authenticator app (its first code), a passkey (the browser's answer) or questions.
 #[derive(Clone, Copy)]
-pub(super) enum Confirming {
+pub(super) enum Setup {
     Contact,
     App,
+    Passkey,
+    Questions,
 }
 
-/// The page of the setup in progress, with an error after a wrong code.
+/// The page of the setup in progress, with an error after a wrong answer.
 async fn setup_page(
     s: &AppState,
     ctx: &Ctx,
     flow: &str,
     error: Option<String>,
-    what: Confirming,
+    what: Setup,
 ) -> Response {
+    use super::enroll_add::{questions_page, register_page, totp_page};
     match what {
-        Confirming::Contact => confirm_page(s, ctx, flow, error).await,
-        Confirming::App => super::enroll_add::totp_page(s, ctx, flow, error).await,
+        Setup::Contact => confirm_page(s, ctx, flow, error).await,
+        Setup::App => totp_page(s, ctx, flow, error).await,
+        Setup::Passkey => register_page(s, ctx, flow, error).await,
+        Setup::Questions => questions_page(s, ctx, flow, error).await,
     }
 }
 
-pub(super) async fn setup_get(s: &AppState, ctx: &Ctx, what: Confirming) -> Response {
+pub(super) async fn setup_get(s: &AppState, ctx: &Ctx, what: Setup) -> Response {
     match ctx.flow_or_restart("/enroll") {
         Ok(flow) => setup_page(s, ctx, &flow, None, what).await,
         Err(r) => r,
     }
 }
 
-/// Confirm a setup with its code: back to the methods page, or the same page with the error.
-pub(super) async fn setup_post(s: &AppState, ctx: &Ctx, f: CodeForm, what: Confirming) -> Response {
+/// The end of a setup's POST: back to the methods page, or the same page saying what was
+/// wrong, or an error page.
+pub(super) async fn setup_done(
+    s: &AppState,
+    ctx: &Ctx,
+    flow: &str,
+    what: Setup,
+    result: Result<(), EngineError>,
+) -> Response {
+    match result {
+        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
+        Err(
+            e @ (EngineError::WrongCode | EngineError::PasskeyRefused | EngineError::Questions(_)),
+        ) => setup_page(s, ctx, flow, Some(ctx.say(&e)), what).await,
+        Err(e) => ctx.error(&e, "/enroll"),
+    }
+}
+
+/// Confirm a contact or an app with its code.
+pub(super) async fn setup_post(s: &AppState, ctx: &Ctx, f: CodeForm, what: Setup) -> Response {
     let flow = match ctx.posted_flow(&f.csrf, "/enroll") {
         Ok(f) => f,
         Err(r) => return r,
     };
     let result = match what {
-        Confirming::Contact => s.engine.enroll_confirm(&ctx.req, &flow, &f.code).await,
-        Confirming::App => s.engine.enroll_totp_confirm(&ctx.req, &flow, &f.code).await,
+        Setup::App => s.engine.enroll_totp_confirm(&ctx.req, &flow, &f.code).await,
+        _ => s.engine.enroll_confirm(&ctx.req, &flow, &f.code).await,
     };
-    match result {
-        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
-        Err(e @ EngineError::WrongCode) => {
-            let msg = ctx.say(&e);
-            setup_page(s, ctx, &flow, Some(msg), what).await
-        }
-        Err(e) => ctx.error(&e, "/enroll"),
-    }
+    setup_done(s, ctx, &flow, what, result).await
 }
 
 /// Leave an unfinished setup for the methods page.
 pub async fn enroll_cancel(
     State(s): State<AppState>,
     ctx: Ctx,
-    ScalarForm(f): ScalarForm<CsrfForm>,
+    ScalarForm(f): ScalarForm<CsrfOnly>,
 ) -> Response {
     let flow = match ctx.posted_flow(&f.csrf, "/enroll") {
         Ok(f) => f,
@@ -351,13 +367,8 @@ pub async fn enroll_cancel(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 pub async fn enroll_code(State(s): State<AppState>, ctx: Ctx) -> Response {
-    setup_get(&s, &ctx, Confirming::Contact).await
+    setup_get(&s, &ctx, Setup::Contact).await
 }
 
 pub async fn enroll_code_post(
@@ -365,7 +376,7 @@ pub async fn enroll_code_post(
     ctx: Ctx,
     ScalarForm(f): ScalarForm<CodeForm>,
 ) -> Response {
-    setup_post(&s, &ctx, f, Confirming::Contact).await
+    setup_post(&s, &ctx, f, Setup::Contact).await
 }
 
 #[derive(Deserialize)]

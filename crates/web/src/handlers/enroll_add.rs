@@ -8,7 +8,7 @@ use axum::response::Response;
 use rekey_core::engine::{EngineError, EnrollStep};
 use serde::Deserialize;
 
-use super::enroll::METHODS;
+use super::enroll::{METHODS, Setup, setup_done, setup_get};
 use super::gates::CodeForm;
 use super::{CsrfOnly, Ctx, FlowCookie, ScalarForm};
 use crate::AppState;
@@ -57,7 +57,7 @@ pub(super) async fn totp_page(
 }
 
 pub async fn enroll_totp(State(s): State<AppState>, ctx: Ctx) -> Response {
-    super::enroll::setup_get(&s, &ctx, super::enroll::Confirming::App).await
+    setup_get(&s, &ctx, Setup::App).await
 }
 
 pub async fn enroll_totp_confirm(
@@ -65,7 +65,7 @@ pub async fn enroll_totp_confirm(
     ctx: Ctx,
     ScalarForm(f): ScalarForm<CodeForm>,
 ) -> Response {
-    super::enroll::setup_post(&s, &ctx, f, super::enroll::Confirming::App).await
+    super::enroll::setup_post(&s, &ctx, f, Setup::App).await
 }
 
 pub async fn enroll_passkey_begin(
@@ -83,7 +83,12 @@ pub async fn enroll_passkey_begin(
     }
 }
 
-async fn register_page(s: &AppState, ctx: &Ctx, flow: &str, alert: Option<String>) -> Response {
+pub(super) async fn register_page(
+    s: &AppState,
+    ctx: &Ctx,
+    flow: &str,
+    alert: Option<String>,
+) -> Response {
     match s.engine.enroll_step(flow).await {
         Ok(EnrollStep::Passkey { options }) => {
             let page = PasskeyPage {
@@ -106,10 +111,7 @@ async fn register_page(s: &AppState, ctx: &Ctx, flow: &str, alert: Option<String
 }
 
 pub async fn enroll_passkey(State(s): State<AppState>, ctx: Ctx) -> Response {
-    match ctx.flow_or_restart("/enroll") {
-        Ok(flow) => register_page(&s, &ctx, &flow, None).await,
-        Err(r) => r,
-    }
+    setup_get(&s, &ctx, Setup::Passkey).await
 }
 
 #[derive(Deserialize)]
@@ -130,21 +132,20 @@ pub async fn enroll_passkey_finish(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let work = s
+    let result = s
         .engine
-        .enroll_passkey_finish(&ctx.req, &flow, &f.credential, &f.label);
-    match work.await {
-        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
-        Err(e @ EngineError::PasskeyRefused) => {
-            let msg = ctx.say(&e);
-            register_page(&s, &ctx, &flow, Some(msg)).await
-        }
-        Err(e) => ctx.error(&e, "/enroll"),
-    }
+        .enroll_passkey_finish(&ctx.req, &flow, &f.credential, &f.label)
+        .await;
+    setup_done(&s, &ctx, &flow, Setup::Passkey, result).await
 }
 
 /// The questions form, with the admin's list (if any) from the methods page's step.
-async fn questions_page(s: &AppState, ctx: &Ctx, flow: &str, error: Option<String>) -> Response {
+pub(super) async fn questions_page(
+    s: &AppState,
+    ctx: &Ctx,
+    flow: &str,
+    error: Option<String>,
+) -> Response {
     match s.engine.enroll_step(flow).await {
         Ok(EnrollStep::Manage { questions, .. }) => {
             let page = EnrollQuestionsPage {
@@ -161,10 +162,7 @@ async fn questions_page(s: &AppState, ctx: &Ctx, flow: &str, error: Option<Strin
 }
 
 pub async fn enroll_questions(State(s): State<AppState>, ctx: Ctx) -> Response {
-    match ctx.flow_or_restart("/enroll") {
-        Ok(flow) => questions_page(&s, &ctx, &flow, None).await,
-        Err(r) => r,
-    }
+    setup_get(&s, &ctx, Setup::Questions).await
 }
 
 #[derive(Deserialize)]
@@ -192,12 +190,6 @@ pub async fn enroll_questions_post(
         (f.question2, f.answer2),
         (f.question3, f.answer3),
     ];
-    match s.engine.enroll_questions(&ctx.req, &flow, &pairs).await {
-        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
-        Err(e @ EngineError::Questions(_)) => {
-            let msg = ctx.say(&e);
-            questions_page(&s, &ctx, &flow, Some(msg)).await
-        }
-        Err(e) => ctx.error(&e, "/enroll"),
-    }
+    let result = s.engine.enroll_questions(&ctx.req, &flow, &pairs).await;
+    setup_done(&s, &ctx, &flow, Setup::Questions, result).await
 }
