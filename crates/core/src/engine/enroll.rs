@@ -11,7 +11,6 @@ use super::{Engine, EngineError, EngineResult, RequestContext};
 use crate::account::{Account, Guid};
 use crate::audit::Operation;
 use crate::mask::{mask_email, mask_phone};
-use crate::method::Method;
 use crate::notify::Email;
 use crate::passkey::PasskeyCredential;
 use crate::secret::Password;
@@ -161,7 +160,7 @@ impl Engine {
 
     async fn manage_view(&self, user: &Guid) -> EngineResult<EnrollStep> {
         let account = self.account_of(user).await?;
-        let rule = self.rule_for(&account).cloned();
+        let rule = self.rule_for(&account);
         let enrolled = self.inner.store.enrollments(user).await?;
         let privileged = matches!(
             self.inner.protected.classify(&account),
@@ -174,18 +173,13 @@ impl Engine {
             .filter(|k| !(privileged && *k == MethodKind::Questions))
             .filter(|k| *k == MethodKind::Passkey || !enrolled.iter().any(|e| e.method == *k))
             .collect();
-        let counted = |e: &&Enrollment| {
-            rule.as_ref()
-                .is_some_and(|r| r.allows(Method::of(e.method)))
-        };
         let needed = rule.as_ref().map_or(1, |r| usize::from(r.gates));
         let passkey_missing = rule.as_ref().is_some_and(|r| r.phishing_resistant)
             && !enrolled.iter().any(|e| e.method == MethodKind::Passkey);
-        let have = enrolled.iter().filter(counted).count();
         Ok(EnrollStep::Manage {
             methods: enrolled.iter().map(|e| self.view(e)).collect(),
             addable,
-            needed: needed.max(have.min(needed)),
+            needed,
             passkey_missing,
             questions: self.inner.config.question_list.clone(),
         })

@@ -10,7 +10,7 @@
 use super::state::{Ceremony, FlowId, Loaded, Pending, Step};
 use super::trail::Trail;
 use super::{Engine, EngineError, EngineResult, RequestContext};
-use crate::account::{Account, Guid};
+use crate::account::Guid;
 use crate::audit::Operation;
 use crate::mask::{mask_email, mask_phone};
 use crate::method::{Method, Strength};
@@ -85,36 +85,43 @@ fn operation_of(kind: FlowKind) -> Operation {
 }
 
 impl Engine {
-    /// Send the first gate's code for a real target (email first, else SMS) and say which.
-    pub(crate) async fn open_first_gate(
+    /// What a real account's first gate accepts, decided once at identify from its usable
+    /// methods: the code sent to its email (else its phone), its app's code, and a helpdesk
+    /// code where its tier counts one. Returns the enrollment to send a code to, if any.
+    pub(crate) fn first_gate(
+        usable: &[Enrollment],
+        rule: &crate::method::GateRule,
+    ) -> (Option<Enrollment>, Vec<Method>) {
+        let find = |k: MethodKind| usable.iter().find(|e| e.method == k);
+        let send = find(MethodKind::Email).or_else(|| find(MethodKind::Sms));
+        let mut accept: Vec<Method> = send.iter().map(|e| Method::of(e.method)).collect();
+        if find(MethodKind::Totp).is_some() {
+            accept.push(Method::Totp);
+        }
+        if rule.allows(Method::HelpdeskCode) {
+            accept.push(Method::HelpdeskCode);
+        }
+        (send.cloned(), accept)
+    }
+
+    /// Send the first gate's code (to the email address, else by SMS) for the flow `flow_key`.
+    pub(crate) async fn send_first_code(
         &self,
         ctx: &RequestContext,
         flow_key: &str,
-        account: &Account,
-        usable: &[Enrollment],
+        to: &Enrollment,
         trail: &mut Trail,
-    ) -> EngineResult<Option<Method>> {
-        let find = |k: MethodKind| usable.iter().find(|e| e.method == k);
-        let sent = if let Some(e) = find(MethodKind::Email) {
-            let subject = format!("Your {} verification code", self.inner.config.organisation);
-            let p = purpose(Method::EmailOtp);
-            self.issue_code(flow_key, &account.guid, &p, &e.value, &subject)
+    ) -> EngineResult<()> {
+        let method = Method::of(to.method);
+        let p = purpose(method);
+        if method == Method::SmsOtp {
+            self.send_sms_code_for(ctx, flow_key, &to.user, &to.value, &p, trail)
                 .await?;
-            Some(Method::EmailOtp)
-        } else if let Some(e) = find(MethodKind::Sms) {
-            let p = purpose(Method::SmsOtp);
-            self.send_sms_code_for(ctx, flow_key, &account.guid, &e.value, &p, trail)
-                .await?;
-            Some(Method::SmsOtp)
-        } else {
-            None
-        };
-        let mut names: Vec<&str> = sent.iter().map(|m| m.as_str()).collect();
-        if find(MethodKind::Totp).is_some() {
-            names.push(Method::Totp.as_str());
+            return Ok(());
         }
-        trail.methods(&names);
-        Ok(sent)
+        let subject = format!("Your {} verification code", self.inner.config.organisation);
+        self.issue_code(flow_key, &to.user, &p, &to.value, &subject)
+            .await
     }
 
     /// Reserve the SMS budgets (per user, per client IP, for the portal, per day) and queue a
@@ -459,17 +466,13 @@ impl Engine {
         trail.target_guid(loaded.user());
         let (accepted, attempts, passed, retry): (Vec<Method>, u32, Vec<Method>, Step) =
             match loaded.step.clone() {
-                Step::AwaitCode { attempts, sent } => {
+                Step::AwaitCode { attempts, accept } => {
                     trail.methods(&["code"]);
-                    let accepted = match loaded.user() {
-                        Some(user) => self.first_gate_codes(user, sent).await?,
-                        None => Vec::new(),
-                    };
                     let retry = Step::AwaitCode {
                         attempts: attempts + 1,
-                        sent,
+                        accept: accept.clone(),
                     };
-                    (accepted, attempts, Vec::new(), retry)
+                    (accept, attempts, Vec::new(), retry)
                 }
                 Step::Gate {
                     passed,
@@ -507,29 +510,6 @@ impl Engine {
         };
         self.gate_end(trail, flow, &loaded, passed, won, failed)
             .await
-    }
-
-    /// The codes the first gate accepts for this user: the one sent, the app's, a helpdesk's.
-    async fn first_gate_codes(
-        &self,
-        user: &Guid,
-        sent: Option<Method>,
-    ) -> EngineResult<Vec<Method>> {
-        let Some(account) = self.inner.directory.by_guid(user).await? else {
-            return Ok(Vec::new());
-        };
-        let Some(rule) = self.rule_for(&account) else {
-            return Ok(Vec::new());
-        };
-        let usable = self.usable(user, rule).await?;
-        let mut accepted: Vec<Method> = sent.into_iter().collect();
-        if usable.iter().any(|e| e.method == MethodKind::Totp) {
-            accepted.push(Method::Totp);
-        }
-        if rule.allows(Method::HelpdeskCode) {
-            accepted.push(Method::HelpdeskCode);
-        }
-        Ok(accepted)
     }
 
     /// The methods that may serve as the next gate, with masked hints — only once a gate has

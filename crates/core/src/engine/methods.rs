@@ -1,6 +1,8 @@
 //! Enrolled methods: what counts for a tier, their secrets sealed at rest, the masked list a
 //! user or an admin sees, and the codes of any kind a gate accepts.
 
+use std::collections::BTreeMap;
+
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hmac::{Hmac, Mac};
@@ -197,14 +199,13 @@ impl Engine {
     /// enrolled anything, plus every name given in `names` (e.g. the scoped users an operator
     /// lists): `rekey admin enrollment-report`.
     pub async fn enrollment_report(&self, names: &[String]) -> EngineResult<Vec<ReportRow>> {
-        let mut guids: Vec<Guid> = Vec::new();
+        // One read of the store for everyone; then the directory, once per account.
+        let mut enrolled: BTreeMap<Guid, Vec<MethodKind>> = BTreeMap::new();
         for e in self.inner.store.all_enrollments().await? {
-            if guids.last() != Some(&e.user) {
-                guids.push(e.user);
-            }
+            enrolled.entry(e.user).or_default().push(e.method);
         }
         let mut accounts: Vec<Account> = Vec::new();
-        for g in &guids {
+        for g in enrolled.keys() {
             if let Some(a) = self.inner.directory.by_guid(g).await? {
                 accounts.push(a);
             }
@@ -227,27 +228,22 @@ impl Engine {
             let Some(rule) = self.rule_for(&a) else {
                 continue;
             };
-            let enrolled: Vec<MethodKind> = self
-                .inner
-                .store
-                .enrollments(&a.guid)
-                .await?
+            let privileged = matches!(self.inner.protected.classify(&a), Tier::Privileged { .. });
+            let methods: Vec<MethodKind> = enrolled
+                .get(&a.guid)
                 .into_iter()
-                .filter(|e| self.method_configured(e.method))
-                .filter(|e| rule.allows(Method::of(e.method)))
-                .map(|e| e.method)
+                .flatten()
+                .copied()
+                .filter(|k| self.method_configured(*k) && rule.allows(Method::of(*k)))
                 .collect();
             let needed = usize::from(rule.gates);
             let passkey_missing =
-                rule.phishing_resistant && !enrolled.contains(&MethodKind::Passkey);
-            if enrolled.len() < needed || passkey_missing {
+                rule.phishing_resistant && !methods.contains(&MethodKind::Passkey);
+            if methods.len() < needed || passkey_missing {
                 rows.push(ReportRow {
                     sam_account_name: a.sam_account_name.clone(),
-                    privileged: matches!(
-                        self.inner.protected.classify(&a),
-                        Tier::Privileged { .. }
-                    ),
-                    methods: enrolled,
+                    privileged,
+                    methods,
                     needed,
                 });
             }

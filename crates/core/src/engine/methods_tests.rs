@@ -1168,3 +1168,51 @@ fn method_change_notices_are_not_silenced_by_anonymous_identify_requests() {
         .collect();
     assert_eq!(to, vec!["normal@corp.example.com", "u1@home.example"]);
 }
+
+/// `rekey admin enrollment-report`: enrolled users and the named ones whose methods fall short
+/// of their tier's gates; out-of-scope accounts never appear.
+#[test]
+fn the_enrollment_report_lists_who_falls_short() {
+    let w = world(5);
+    let names = [
+        "unenrolled".to_owned(),
+        "normal".to_owned(),
+        "nobody".to_owned(),
+    ];
+    let rows = run(w.engine.enrollment_report(&names)).unwrap();
+    let listed: Vec<&str> = rows.iter().map(|r| r.sam_account_name.as_str()).collect();
+    assert!(listed.contains(&"unenrolled"), "{listed:?}");
+    assert!(
+        !listed.contains(&"normal"),
+        "one email meets one gate: {listed:?}"
+    );
+    let unenrolled = rows
+        .iter()
+        .find(|r| r.sam_account_name == "unenrolled")
+        .unwrap();
+    assert!(unenrolled.methods.is_empty() && unenrolled.needed == 1 && !unenrolled.privileged);
+
+    let two = EngineConfig {
+        gates: Gates {
+            standard: GateRule {
+                gates: 2,
+                ..GateRule::standard()
+            },
+            privileged: None,
+        },
+        ..EngineConfig::default()
+    };
+    let w = world_config(5, two);
+    let rows = run(w.engine.enrollment_report(&[])).unwrap();
+    let normal = rows
+        .iter()
+        .find(|r| r.sam_account_name == "normal")
+        .unwrap();
+    assert_eq!(normal.methods, vec![MethodKind::Email]);
+    assert_eq!(normal.needed, 2);
+    assert!(
+        rows.iter()
+            .all(|r| r.sam_account_name != "outside" && r.sam_account_name != "admin"),
+        "only accounts in scope, privileged ones excluded by default: {rows:?}"
+    );
+}

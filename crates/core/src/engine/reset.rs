@@ -8,6 +8,7 @@ use crate::account::Account;
 use crate::audit::Operation;
 
 use crate::landing::{LandingError, ResetOptions};
+use crate::method::Method;
 use crate::notify::Email;
 use crate::policy::PasswordPolicy;
 use crate::secret::Password;
@@ -98,7 +99,7 @@ impl Engine {
             Some(account) => {
                 trail.target(account);
                 match self.eligible_enrolled(account).await? {
-                    Ok(usable) => Some((account, usable)),
+                    Ok(gate) => Some(gate),
                     Err(why) => {
                         trail.decoy(why);
                         None
@@ -106,24 +107,20 @@ impl Engine {
                 }
             }
         };
+        // Only an eligible account's flow names its user (a decoy's names nobody).
+        let user = target.as_ref().and(found.as_ref()).map(|a| a.guid);
+        let (send, accept) = target.unwrap_or_default();
+        let names: Vec<&str> = accept.iter().map(|m| m.as_str()).collect();
+        trail.methods(&names);
         let step = Step::AwaitCode {
             attempts: 0,
-            sent: None,
+            accept,
         };
-        let flow = self
-            .new_flow(kind, target.as_ref().map(|(a, _)| a.guid), &step)
-            .await?;
+        let flow = self.new_flow(kind, user, &step).await?;
         created.replace(flow.clone());
-        if let Some((account, usable)) = &target {
+        if let Some(to) = &send {
             let key = self.flow_key(&flow);
-            let sent = self
-                .open_first_gate(ctx, &key, account, usable, trail)
-                .await?;
-            if sent.is_some() {
-                let loaded = self.load(&flow, &[kind]).await?;
-                self.advance(&loaded, &Step::AwaitCode { attempts: 0, sent })
-                    .await?;
-            }
+            self.send_first_code(ctx, &key, to, trail).await?;
         }
         Ok(flow)
     }
@@ -187,12 +184,12 @@ impl Engine {
         mac.finalize().into_bytes().into()
     }
 
-    /// `Ok(methods)` — the methods that may serve this account's reset now — or why it gets a
-    /// decoy flow (for the audit only).
+    /// `Ok` — where to send the first gate's code, and the codes it accepts — or why the account
+    /// gets a decoy flow (for the audit only).
     async fn eligible_enrolled(
         &self,
         account: &Account,
-    ) -> EngineResult<Result<Vec<Enrollment>, &'static str>> {
+    ) -> EngineResult<Result<(Option<Enrollment>, Vec<Method>), &'static str>> {
         if let Err(why) = self.inner.scope.check(account, &self.inner.protected) {
             return Ok(Err(why.as_str()));
         }
@@ -214,7 +211,7 @@ impl Engine {
                 .await?
                 .is_some()
             {
-                return Ok(Ok(usable));
+                return Ok(Ok(Self::first_gate(&usable, rule)));
             }
         }
         if usable.is_empty() {
@@ -225,7 +222,7 @@ impl Engine {
                 "enrollment_cooling_down"
             }));
         }
-        Ok(Ok(usable))
+        Ok(Ok(Self::first_gate(&usable, rule)))
     }
 
     /// Which step a reset/unlock flow is at: `true` once the gate passed.

@@ -13,13 +13,13 @@ pub type FlowId = String;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub(crate) enum Step {
-    /// Reset/unlock, first gate: one code page for everyone, decoys included. A code went to
-    /// `sent` (email or SMS) if the account has such a method; an authenticator-app code or a
-    /// helpdesk code is accepted too.
+    /// Reset/unlock, first gate: one code page for everyone, decoys included. `accept`: the
+    /// codes this account's gate takes (the one sent by email or SMS, its app's, a helpdesk
+    /// code), decided at identify; empty for a decoy.
     AwaitCode {
         attempts: u32,
         #[serde(default)]
-        sent: Option<Method>,
+        accept: Vec<Method>,
     },
     /// Reset/unlock, first gate by a discoverable passkey: no user name, so no user yet.
     PasskeyFirst {
