@@ -135,10 +135,14 @@ impl Engine {
         let cfg = &self.inner.config;
         let now = self.now();
         let store = &self.inner.store;
-        let all = store.hit("identify:all", now, 60).await?;
-        let mine = match &ctx.client_ip {
-            Some(ip) => store.hit(&format!("identify:ip:{ip}"), now, 60).await?,
-            None => 0,
+        // Only the rates that are on are counted (0 turns one off: no store write for it).
+        let all = match cfg.pow_per_minute {
+            0 => 0,
+            _ => store.hit("identify:all", now, 60).await?,
+        };
+        let mine = match (&ctx.client_ip, cfg.pow_per_ip_per_minute) {
+            (Some(ip), 1..) => store.hit(&format!("identify:ip:{ip}"), now, 60).await?,
+            _ => 0,
         };
         let over = (cfg.pow_per_minute > 0 && all > cfg.pow_per_minute)
             || (cfg.pow_per_ip_per_minute > 0 && mine > cfg.pow_per_ip_per_minute);
