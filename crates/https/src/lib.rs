@@ -110,7 +110,7 @@ pub fn client(opts: &ClientOptions<'_>) -> Result<reqwest::Client, Error> {
 }
 
 /// A transport failure in a few words, its error chain included, without the URL: `{what}:
-/// timed out`, `connect failed` or `no answer`.
+/// timed out`, `connect failed` or `no response`.
 #[must_use]
 pub fn describe(e: &reqwest::Error, what: &str) -> String {
     use std::error::Error as _;
@@ -119,7 +119,7 @@ pub fn describe(e: &reqwest::Error, what: &str) -> String {
     } else if e.is_connect() {
         "connect failed"
     } else {
-        "no answer"
+        "no response"
     };
     let mut detail = format!("{what}: {kind}");
     let mut source = e.source();

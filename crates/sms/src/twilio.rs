@@ -100,7 +100,7 @@ impl TwilioSms {
             .form(&form)
             .send()
             .await
-            .map_err(|e| SmsError::Unavailable(self.transport(&e)))?;
+            .map_err(|e| SmsError::Unavailable(rekey_https::describe(&e, &self.host)))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -110,28 +110,8 @@ impl TwilioSms {
             .map(|v| v.trim().to_owned());
         let body = read_capped(resp)
             .await
-            .map_err(|e| SmsError::Unavailable(self.transport(&e)))?;
+            .map_err(|e| SmsError::Unavailable(rekey_https::describe(&e, &self.host)))?;
         outcome(status, &body, retry_after.as_deref(), sms)
-    }
-
-    /// A transport failure in a few words with its cause chain, without the URL.
-    fn transport(&self, e: &reqwest::Error) -> String {
-        use std::error::Error as _;
-        let kind = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "could not connect"
-        } else {
-            "request failed"
-        };
-        let mut detail = format!("{}: {kind}", self.host);
-        let mut source = e.source();
-        while let Some(s) = source {
-            detail.push_str(": ");
-            detail.push_str(&s.to_string());
-            source = s.source();
-        }
-        detail
     }
 }
 

@@ -272,7 +272,7 @@ async fn no_gateway_is_unavailable() {
     let s = sender(&config(&format!("http://127.0.0.1:{port}")));
     let e = unavailable(&s, &sms(TO)).await;
     assert!(
-        e.contains(&format!("127.0.0.1:{port}: could not connect")),
+        e.contains(&format!("127.0.0.1:{port}: connect failed")),
         "{e}"
     );
 
