@@ -5,4 +5,5 @@
 mod support;
 
 mod ceremonies;
+mod contract;
 mod script;
