@@ -78,6 +78,9 @@ pub fn dev_config(dev: &Dev, smtp: &SmtpConfig, dir: &std::path::Path) -> Config
             identify_deadline_ms: 400,
             answer_deadline_ms: 400,
             password_deadline_ms: 1500,
+            tls_cert_file: None,
+            tls_key_file: None,
+            ops_listen: None,
         }),
         store: Some(StoreConfig {
             url: format!("sqlite://{}", dir.join("rekey.db").display()),
@@ -104,6 +107,10 @@ pub fn dev_config(dev: &Dev, smtp: &SmtpConfig, dir: &std::path::Path) -> Config
             pow_per_minute: Some(0),
             ..rekey::config::methods::AbuseSection::default()
         },
+        log: rekey::config::ops::LogSection::default(),
+        canary: rekey::config::ops::CanarySection::default(),
+        reminders: rekey::config::ops::RemindersSection::default(),
+        doctor: rekey::config::ops::DoctorSection::default(),
     }
 }
 

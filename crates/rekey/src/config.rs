@@ -52,6 +52,16 @@ pub struct Config {
     pub questions: methods::QuestionsSection,
     #[serde(default)]
     pub abuse: methods::AbuseSection,
+    #[serde(default)]
+    pub log: ops::LogSection,
+    /// The writeback canary; absent or not enabled: none runs.
+    #[serde(default)]
+    pub canary: ops::CanarySection,
+    /// Password expiry reminders; absent or not enabled: none are sent.
+    #[serde(default)]
+    pub reminders: ops::RemindersSection,
+    #[serde(default)]
+    pub doctor: ops::DoctorSection,
 }
 
 impl Config {
@@ -221,6 +231,41 @@ pub struct ServerConfig {
     /// the slower case (invariant 9). Above a DC's usual bind/modify time under load.
     #[serde(default = "default_password_deadline")]
     pub password_deadline_ms: u64,
+    /// PEM certificate chain: with `tls_key_file`, `rekey serve` speaks HTTPS itself (rustls),
+    /// re-reading both files on SIGHUP or when they change.
+    #[serde(default)]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key for `tls_cert_file` (mode 0600).
+    #[serde(default)]
+    pub tls_key_file: Option<std::path::PathBuf>,
+    /// A second address for `/metrics`, `/healthz` and `/readyz` (e.g. `127.0.0.1:9464`), kept
+    /// off the public listener. Unset: they are served on `listen`.
+    #[serde(default)]
+    pub ops_listen: Option<String>,
+}
+
+impl ServerConfig {
+    /// Both TLS files, if `rekey serve` terminates TLS itself.
+    ///
+    /// # Errors
+    /// `ConfigError::Key` when only one of the two is set.
+    pub fn tls(&self) -> Result<Option<ops::TlsFiles>, ConfigError> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Ok(Some(ops::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError::Key {
+                key: "server.tls_key_file",
+                why: "tls_cert_file is set: name its private key too".into(),
+            }),
+            (None, Some(_)) => Err(ConfigError::Key {
+                key: "server.tls_cert_file",
+                why: "tls_key_file is set: name its certificate chain too".into(),
+            }),
+        }
+    }
 }
 
 fn default_org() -> String {
@@ -536,6 +581,7 @@ fn set<T>(field: &mut T, value: Option<T>) {
 mod entra;
 mod env;
 pub mod methods;
+pub mod ops;
 
 pub use entra::EntraSection;
 

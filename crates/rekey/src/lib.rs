@@ -5,6 +5,8 @@
 pub mod admin;
 pub mod check;
 pub mod config;
+pub mod doctor;
 pub mod portal;
 mod secrets;
 pub mod serve;
+pub mod tls;

@@ -267,22 +267,39 @@ pub fn spawn_outbox_worker(engine: Engine) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// The background tasks `rekey serve` runs beside its listener; dropping this stops them.
+pub struct Workers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 impl Portal {
+    /// Start the background work: the outbox worker (and whatever else the config enables).
+    #[must_use]
+    pub fn start_workers(&self) -> Workers {
+        Workers(vec![spawn_outbox_worker(self.built.engine.clone())])
+    }
+
     /// Serve on `listener` (with client addresses for the audit) until `shutdown` resolves,
-    /// with the outbox worker alongside.
+    /// with the background workers alongside.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let worker = spawn_outbox_worker(self.built.engine.clone());
+        let workers = self.start_workers();
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
-        worker.abort();
+        drop(workers);
         result
     }
 }

@@ -83,6 +83,9 @@ fn server_config(key_file: std::path::PathBuf) -> ServerConfig {
         identify_deadline_ms: 400,
         answer_deadline_ms: 400,
         password_deadline_ms: 1_500,
+        tls_cert_file: None,
+        tls_key_file: None,
+        ops_listen: None,
     }
 }
 

@@ -1,0 +1,1 @@
+//! `rekey doctor`: being written.

@@ -1,0 +1,1 @@
+//! HTTPS served by `rekey serve` itself: being written.
