@@ -112,6 +112,37 @@ impl SmtpMailer {
         })
     }
 
+    /// Reach the relay without sending mail (for `rekey doctor`): connect, EHLO, STARTTLS or
+    /// TLS as configured, AUTH when credentials are set, then NOOP, on a transport of its own
+    /// (the sending pool is not touched). Bounded by `smtp.timeout_ms`.
+    ///
+    /// # Errors
+    /// `Unavailable` (connect, TLS, timeout, a 4xx answer) or `Refused` (a 5xx answer, e.g. a
+    /// rejected login).
+    pub async fn probe(&self) -> Result<(), NotifyError> {
+        let transport = self.builder.clone().build::<Tokio1Executor>();
+        let outcome = match tokio::time::timeout(self.timeout, transport.test_connection()).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(NotifyError::Unavailable(format!(
+                "{}: the relay did not answer NOOP",
+                self.relay
+            ))),
+            Ok(Err(e)) => Err(match classify(&e) {
+                NotifyError::Refused(t) => NotifyError::Refused(format!("{}: {t}", self.relay)),
+                NotifyError::Unavailable(t) | NotifyError::Address(t) => {
+                    NotifyError::Unavailable(format!("{}: {t}", self.relay))
+                }
+            }),
+            Err(_) => Err(NotifyError::Unavailable(format!(
+                "{}: no answer within {} ms",
+                self.relay,
+                self.timeout.as_millis()
+            ))),
+        };
+        drop(transport);
+        outcome
+    }
+
     /// The message as it goes on the wire: From, To, Subject, Date, Message-ID, `MIME-Version`,
     /// `Content-Type: text/plain; charset=utf-8` (lettre picks the transfer encoding),
     /// `Auto-Submitted: auto-generated`, `X-Auto-Response-Suppress: All`.
@@ -390,5 +421,49 @@ mod tests {
     fn debug_shows_no_secrets() {
         let shown = format!("{:?}", mailer());
         assert!(shown.contains("127.0.0.1:1"), "{shown}");
+    }
+}
+
+/// `probe` against a real SMTP server (aiosmtpd): plain, STARTTLS and SMTPS, no mail sent.
+#[cfg(all(test, feature = "test-support"))]
+mod probe_tests {
+    use super::*;
+    use crate::testing::SmtpSink;
+
+    #[tokio::test]
+    async fn probe_reaches_the_relay_in_every_tls_mode_and_sends_nothing() {
+        for sink in [
+            SmtpSink::start(),
+            SmtpSink::start_starttls(),
+            SmtpSink::start_smtps(),
+        ] {
+            let config = sink.mailer_config();
+            let mailer = SmtpMailer::new(&config).unwrap();
+            mailer
+                .probe()
+                .await
+                .unwrap_or_else(|e| panic!("{:?}: {e}", config.tls));
+            assert!(sink.messages().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn probe_fails_without_a_relay_or_with_the_wrong_tls() {
+        let mut config = SmtpConfig::new("127.0.0.1", "Rekey <rekey@corp.example.com>");
+        config.tls = TlsMode::None;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        config.port = Some(port);
+        let err = SmtpMailer::new(&config).unwrap().probe().await.unwrap_err();
+        assert!(matches!(err, NotifyError::Unavailable(_)), "{err}");
+        // STARTTLS required, but the relay offers none.
+        let sink = SmtpSink::start();
+        let mut config = sink.mailer_config();
+        config.tls = TlsMode::Starttls;
+        config.host = "localhost".into();
+        assert!(SmtpMailer::new(&config).unwrap().probe().await.is_err());
     }
 }

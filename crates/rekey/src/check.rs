@@ -2,7 +2,8 @@
 //! database), each reported `ok` or with errors that name the key. All sections are checked
 //! before the verdict; the command fails if any of them failed.
 //!
-//! The relay is not contacted: `SmtpMailer` has no connection test and checking means sending.
+//! The relay is not contacted here (`rekey doctor` does, with `SmtpMailer::probe`, which sends
+//! no mail). `offline` is the part of this check that `rekey doctor` reuses.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -103,6 +104,14 @@ impl Section {
     #[must_use]
     pub fn is_ok(&self) -> bool {
         self.errors().next().is_none()
+    }
+
+    /// The warnings (settings that work but deserve a look).
+    pub fn warnings(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().filter_map(|l| match l {
+            Line::Warning(text) => Some(text.as_str()),
+            _ => None,
+        })
     }
 
     /// The errors, each naming its key.
@@ -276,6 +285,65 @@ pub async fn check(config: &Config) -> Report {
             version, directory, tier, server, store, smtp, scope, engine, passwords, entra,
         ],
     }
+}
+
+/// The sections that need no peer (no DC, database, relay or Graph is contacted and nothing is
+/// created): version, directory settings, server, smtp settings, engine, banned list, gates.
+/// `rekey doctor` starts with these.
+#[must_use]
+pub fn offline(config: &Config) -> Vec<Section> {
+    let mut version = Section::new("version");
+    if config.version == VERSION {
+        version.info(format!("{}", config.version));
+    } else {
+        version.bad(
+            "version",
+            format!("{} (this Rekey reads {VERSION})", config.version),
+        );
+    }
+    let mut directory = Section::new("directory");
+    if let Err(e) = rekey_directory::probe::check_settings(&config.directory) {
+        directory.error(e.to_string());
+    }
+    if config.directory.allow_plaintext {
+        directory.warn(
+            "directory.allow_plaintext = true: with an ldap:// URL, passwords cross the network \
+             in clear text (lab only)",
+        );
+    }
+    let server = config
+        .server
+        .as_ref()
+        .map_or_else(|| Section::not_configured("server"), server);
+    let smtp = config
+        .smtp
+        .as_ref()
+        .map_or_else(|| Section::not_configured("smtp"), smtp);
+    let mut engine = Section::new("engine");
+    if let Err(e) = config.engine.validate() {
+        engine.error(e.to_string());
+    }
+    let mut passwords = Section::new("passwords");
+    if let Err(e) = config.passwords.banned_list() {
+        passwords.error(e.to_string());
+    }
+    let mut gates = Section::new("gates");
+    if let Err(e) = config.gates.gates() {
+        gates.error(e.to_string());
+    }
+    let mut entra = Section::new("entra");
+    if let Some(section) = config.entra() {
+        let mut engine = rekey_core::engine::EngineConfig::default();
+        if let Err(e) = section.apply(&mut engine) {
+            entra.error(e.to_string());
+        }
+        if let Err(e) = section.zone_config() {
+            entra.error(e.to_string());
+        }
+    }
+    vec![
+        version, directory, server, smtp, engine, passwords, gates, entra,
+    ]
 }
 
 /// `[entra]`: the credential reads, a token comes, and Graph answers one read with it.

@@ -33,8 +33,11 @@ mod enrollments;
 mod ops;
 mod outbox;
 mod rate;
+mod status;
 #[cfg(test)]
 mod tests;
+
+pub use status::{StoreStatus, status};
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -161,6 +164,19 @@ impl SqlStore {
         match &self.pool {
             Pool::Sqlite(p) => sqlx::query(SQL).execute(p).await.map(drop),
             Pool::Postgres(p) => sqlx::query(SQL).execute(p).await.map(drop),
+        }
+        .map_err(map_err)
+    }
+
+    /// Items waiting in the outbox (mail, texts, zone work), for `/metrics`.
+    ///
+    /// # Errors
+    /// `Unavailable` when the database cannot be reached.
+    pub async fn outbox_pending(&self) -> StoreResult<i64> {
+        const SQL: &str = "SELECT COUNT(*) FROM outbox";
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::query_scalar::<_, i64>(SQL).fetch_one(p).await,
+            Pool::Postgres(p) => sqlx::query_scalar::<_, i64>(SQL).fetch_one(p).await,
         }
         .map_err(map_err)
     }
