@@ -22,6 +22,8 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// What to do when either binary is missing.
 pub const INSTALL_HINT: &str = "install Debian's chromium and chromium-driver (dev/test does this)";
+/// NSS's command line tool (Debian's `libnss3-tools`), for [`Options::trust_ca`].
+const CERTUTIL: &str = "/usr/bin/certutil";
 
 /// How long to keep retrying the first connection to a freshly spawned chromedriver.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,6 +48,12 @@ pub struct Options {
     pub height: u32,
     /// How long element helpers ([`Browser::fill`], [`Browser::click`], ...) wait for their element.
     pub timeout: Duration,
+    /// A CA certificate (PEM) this browser trusts for HTTPS, the way a user's machine would: it
+    /// is added to an NSS database (`certutil`, Debian's `libnss3-tools`) in a `HOME` of this
+    /// browser's own (`<temp dir>/home/.pki/nssdb`), which Chromium on Linux reads. Certificate
+    /// errors are never ignored (`acceptInsecureCerts` is false): a certificate that does not
+    /// chain to this CA (or the system's roots) fails the navigation. `None`: the usual `HOME`.
+    pub trust_ca: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -55,6 +63,7 @@ impl Default for Options {
             width: 1024,
             height: 768,
             timeout: Duration::from_secs(5),
+            trust_ca: None,
         }
     }
 }
@@ -115,7 +124,7 @@ impl Browser {
         // chromedriver exits and we try another port.
         let mut last_err = None;
         for _ in 0..3 {
-            let driver = Driver::spawn()?;
+            let driver = Driver::spawn(&options)?;
             match connect(&driver, &options).await {
                 Ok(client) => {
                     let b = Browser {
@@ -467,7 +476,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 const TMP_PREFIX: &str = "rekey-e2e-";
 
 impl Driver {
-    fn spawn() -> Result<Driver, E2eError> {
+    fn spawn(options: &Options) -> Result<Driver, E2eError> {
         let setup = |what: &str| {
             let what = what.to_owned();
             move |e: std::io::Error| E2eError::Setup(format!("{what}: {e}"))
@@ -481,7 +490,8 @@ impl Driver {
         std::fs::create_dir_all(&tmp).map_err(setup(&format!("create {}", tmp.display())))?;
         let log = File::create(tmp.join("chromedriver.log")).map_err(setup("create log"))?;
         let log2 = log.try_clone().map_err(setup("clone log"))?;
-        let child = Command::new(CHROMEDRIVER)
+        let mut command = Command::new(CHROMEDRIVER);
+        command
             .arg(format!("--port={port}"))
             // Chromium inherits the group, so Drop can kill everything at once.
             .process_group(0)
@@ -489,8 +499,16 @@ impl Driver {
             .env("TMPDIR", &tmp)
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log2)
-            .spawn();
+            .stderr(log2);
+        if let Some(ca) = &options.trust_ca {
+            let home = tmp.join("home");
+            if let Err(e) = trust(&home, ca) {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+            command.env("HOME", &home);
+        }
+        let child = command.spawn();
         match child {
             Ok(child) => Ok(Driver { child, port, tmp }),
             Err(e) => {
@@ -528,6 +546,55 @@ impl Drop for Driver {
             std::thread::sleep(Duration::from_millis(25));
         }
     }
+}
+
+/// An NSS database under `home` (`$HOME/.pki/nssdb`, where Chromium on Linux looks) that trusts
+/// `ca` to issue server certificates (`-t C,,`).
+fn trust(home: &Path, ca: &Path) -> Result<(), E2eError> {
+    if !Path::new(CERTUTIL).exists() {
+        return Err(E2eError::Setup(format!(
+            "{CERTUTIL} not found: install Debian's libnss3-tools (for Options::trust_ca)"
+        )));
+    }
+    if !ca.is_file() {
+        return Err(E2eError::Setup(format!(
+            "trust_ca: {} is not a file",
+            ca.display()
+        )));
+    }
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db)
+        .map_err(|e| E2eError::Setup(format!("create {}: {e}", db.display())))?;
+    let db_arg = format!("sql:{}", db.display());
+    let run = |args: &[&std::ffi::OsStr]| -> Result<(), E2eError> {
+        let out = Command::new(CERTUTIL)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| E2eError::Setup(format!("run {CERTUTIL}: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(E2eError::Setup(format!(
+                "{CERTUTIL} {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )))
+        }
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    run(&[os("-N"), os("-d"), db_arg.as_ref(), os("--empty-password")])?;
+    run(&[
+        os("-A"),
+        os("-d"),
+        db_arg.as_ref(),
+        os("-t"),
+        os("C,,"),
+        os("-n"),
+        os("rekey-test-ca"),
+        os("-i"),
+        ca.as_os_str(),
+    ])
 }
 
 enum Connect {
