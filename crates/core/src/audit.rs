@@ -33,6 +33,10 @@ pub enum Operation {
     /// The proof that a password written in one zone arrived in another by synchronisation
     /// (Entra password hash sync), or that it did not within the deadline.
     SyncProof,
+    /// The writeback canary reset its dedicated account (the landing is proven per DC after).
+    Canary,
+    /// A password expiry reminder was mailed.
+    Reminder,
 }
 
 /// One landing zone's result for an operation.

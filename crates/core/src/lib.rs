@@ -27,6 +27,7 @@ pub mod secret;
 pub mod store;
 #[cfg(feature = "system")]
 pub mod system;
+mod telemetry;
 pub mod tier;
 pub mod totp;
 

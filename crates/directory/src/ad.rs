@@ -154,11 +154,13 @@ impl ActiveDirectory {
                     continue;
                 }
             };
+            let started = Instant::now();
             let result = lease
                 .ldap
                 .with_timeout(self.pool.op_timeout)
                 .search(base, scope, filter, attrs.to_vec())
                 .await;
+            crate::telemetry::operation(url, "search", started.elapsed(), result.is_ok());
             match result {
                 Ok(ldap3::SearchResult(found, res)) => match res.rc {
                     0 => return Ok(entry::entries(found)),
@@ -238,36 +240,14 @@ impl ActiveDirectory {
         dn: &str,
         password: &Password,
     ) -> Result<bool, DirectoryError> {
-        if password.is_blank() {
-            return Ok(false);
-        }
         let mut last = None;
         for idx in self.pool.order() {
-            let url = self.pool.servers[idx].url.as_str();
-            let mut ldap = match self.pool.connect_unpooled(idx).await {
-                Ok(l) => l,
-                Err(e) => {
-                    last = Some(unavailable(Some(url), &e));
-                    continue;
-                }
-            };
-            let res = ldap
-                .with_timeout(self.pool.op_timeout)
-                .simple_bind(dn, password.expose())
-                .await;
-            let _ = ldap.unbind().await;
-            match res {
-                Ok(r) if r.rc == 0 => return Ok(true),
-                Ok(r) if r.rc == 49 => return Ok(false),
-                Ok(r) => {
-                    return Err(DirectoryError::Protocol(Diagnostic::new(
-                        Some(url),
-                        r.to_string(),
-                    )));
-                }
+            match self.bind_on(idx, dn, password).await {
+                Ok(bound) => return Ok(bound),
+                Err(crate::canary::BindError::NotConnected(d)) => last = Some(d),
                 // The bind may have reached the DC (and counted in badPwdCount if wrong): never
                 // repeat it on another DC, or one attempt could count twice (invariant 35).
-                Err(e) => return Err(DirectoryError::Unavailable(unavailable(Some(url), &e))),
+                Err(crate::canary::BindError::Failed(e)) => return Err(e),
             }
         }
         Err(DirectoryError::Unavailable(last.unwrap_or_else(|| {

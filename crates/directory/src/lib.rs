@@ -4,17 +4,23 @@
 //! crate knows LDAP. Architecture invariant: no "accept any certificate" option exists; plaintext
 //! LDAP needs `allow_plaintext` and logs a warning at every start.
 
+pub mod acl;
 mod ad;
+mod canary;
 mod config;
 mod entry;
 pub mod escape;
+mod expiry;
 mod mapping;
 mod pool;
+pub mod probe;
+mod telemetry;
 mod tls;
 mod write;
 
 pub use ad::ActiveDirectory;
 pub use config::AdConfig;
+pub use expiry::Expiring;
 
 /// Why the landing zone could not be set up. Each names the config key or the DC concerned.
 #[derive(Debug, thiserror::Error)]

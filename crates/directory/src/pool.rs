@@ -133,8 +133,18 @@ impl Pool {
                 slot,
             });
         }
-        *guard = None;
-        let ldap = self.open(server).await?;
+        if guard.take().is_some() {
+            crate::telemetry::connections(&server.url, -1.0);
+        }
+        let ldap = match self.open(server).await {
+            Ok(l) => l,
+            Err(e) => {
+                crate::telemetry::dc_up(&server.url, false);
+                return Err(e);
+            }
+        };
+        crate::telemetry::connections(&server.url, 1.0);
+        crate::telemetry::dc_up(&server.url, true);
         *guard = Some(ldap.clone());
         Ok(Lease {
             ldap,
@@ -145,7 +155,10 @@ impl Pool {
 
     /// Drop a connection that failed, so the next lease reconnects.
     pub async fn discard(&self, lease: &Lease) {
-        *self.servers[lease.server].slots[lease.slot].lock().await = None;
+        let server = &self.servers[lease.server];
+        if server.slots[lease.slot].lock().await.take().is_some() {
+            crate::telemetry::connections(&server.url, -1.0);
+        }
     }
 
     async fn open(&self, server: &Server) -> Result<Ldap, LdapError> {
@@ -172,6 +185,17 @@ impl Pool {
                 .unwrap_or_else(PoisonError::into_inner) = name;
         }
         tracing::debug!(url = %server.url, "opened a pooled LDAP connection");
+        Ok(ldap)
+    }
+
+    /// A fresh connection bound as the service account, outside the pool (a long paged search
+    /// must not hold up the pooled connections the portal's requests share).
+    pub async fn connect_bound(&self, idx: usize) -> Result<Ldap, LdapError> {
+        let mut ldap = connect(&self.settings, &self.servers[idx].url).await?;
+        ldap.with_timeout(self.op_timeout)
+            .simple_bind(&self.bind_dn, self.bind_password.expose())
+            .await?
+            .success()?;
         Ok(ldap)
     }
 

@@ -96,7 +96,10 @@ impl ActiveDirectory {
             } else {
                 ldap.with_controls(controls.clone())
             };
-            match ldap.modify(dn, mods.clone()).await {
+            let started = std::time::Instant::now();
+            let result = ldap.modify(dn, mods.clone()).await;
+            crate::telemetry::operation(url, "modify", started.elapsed(), result.is_ok());
+            match result {
                 Ok(res) if res.rc == 0 => {
                     return Ok(Landed::written(ZoneId::ActiveDirectory, url));
                 }

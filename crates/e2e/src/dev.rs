@@ -129,6 +129,32 @@ impl Dev {
         LdapConnSettings::new().set_config(Arc::new(cfg))
     }
 
+    /// A minimal `rekey.toml` for the dev domain in `dir` (directory, server with a fresh key
+    /// file, SQLite store), plus `extra` TOML appended; returns its path. For tests that run
+    /// the `rekey` binary.
+    pub fn write_config(&self, dir: &std::path::Path, extra: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let urls: Vec<String> = self.urls().iter().map(|u| format!("{u:?}")).collect();
+        let key = dir.join("rekey.key");
+        std::fs::write(&key, format!("{}\n", "5a".repeat(32))).expect("write the key file");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod the key file");
+        let path = dir.join("rekey.toml");
+        let toml = format!(
+            "version = 1\n[directory]\nurls = [{}]\nca_file = {:?}\nbind_dn = {:?}\nbind_password_file = {:?}\n\
+             [server]\nlisten = \"127.0.0.1:8099\"\npublic_base_url = \"https://sspr.corp.example.com\"\n\
+             secret_key_file = {:?}\n[store]\nurl = \"sqlite://{}\"\n{extra}",
+            urls.join(", "),
+            self.get("REKEY_DEV_CA_FILE"),
+            self.get("REKEY_DEV_SVC_DN"),
+            self.get("REKEY_DEV_SVC_PASSWORD_FILE"),
+            key,
+            dir.join("rekey.db").display(),
+        );
+        std::fs::write(&path, toml).expect("write rekey.toml");
+        path
+    }
+
     /// A simple bind on a fresh LDAPS connection to DC1, independent of the code under test.
     /// Returns the DC's result code and text (49 + `data 52e` wrong, `data 773` must change …).
     pub async fn bind(&self, dn: &str, password: &str) -> (u32, String) {

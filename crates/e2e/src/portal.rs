@@ -2,11 +2,14 @@
 //! `rekey serve` runs (`rekey::portal::build_portal`) from a `rekey::config::Config` for the dev
 //! domain: the real DCs, a SQLite store in a temp file, an SMTP mailer, the outbox worker, and
 //! the router on `127.0.0.1:0`. Shared by the browser tests, the attack tests and the benchmark.
+//! [`start_tls`] serves it over HTTPS the way `rekey serve` does with `[server] tls_cert_file`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use rekey::config::ops::TlsFiles;
 use rekey::config::{
     Config, EngineTunables, PasswordsConfig, ScopeConfig, ServerConfig, StoreConfig, TierConfig,
 };
@@ -18,13 +21,25 @@ use crate::dev::Dev;
 
 /// A running portal. Its temp files (SQLite, key) are removed on drop.
 pub struct Portal {
-    /// `http://localhost:PORT` (a secure context for `__Host-` cookies).
+    /// `http://localhost:PORT` (a secure context for `__Host-` cookies), or `https://…` from
+    /// [`start_tls`].
     pub url: String,
     pub port: u16,
     pub store: Arc<SqlStore>,
+    /// The certificate being served, when started by [`start_tls`].
+    pub tls: Option<rekey::tls::Tls>,
     /// `None` once handed on to a restarted portal.
     dir: Option<PathBuf>,
+    /// How the files are watched, kept for [`Portal::restart`].
+    https: Option<Https>,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// HTTPS for [`start_tls`]: the two files and how often they are looked at.
+#[derive(Debug, Clone)]
+struct Https {
+    files: TlsFiles,
+    poll: Duration,
 }
 
 impl Drop for Portal {
@@ -52,8 +67,9 @@ impl Portal {
         self.server.abort();
         let _ = (&mut self.server).await;
         let dir = self.dir.take().ok_or("already restarted")?;
+        let https = self.https.take();
         drop(self);
-        start_at(dev, smtp, dir, tune).await
+        start_at(dev, smtp, dir, https, tune).await
     }
 }
 
@@ -121,6 +137,31 @@ pub async fn start(
     smtp: &SmtpConfig,
     tune: impl FnOnce(&mut Config),
 ) -> Result<Portal, String> {
+    start_with(dev, smtp, None, tune).await
+}
+
+/// [`start`] over HTTPS: `[server] tls_cert_file` / `tls_key_file` set to `files`, served by
+/// `rekey::tls::serve_portal` (the code `rekey serve` runs) on `https://localhost:PORT`, the files
+/// looked at every `poll` (`rekey serve`: [`rekey::tls::POLL_EVERY`]) and re-read on SIGHUP.
+///
+/// # Errors
+/// What `build_portal` or `rekey::tls::Tls::load` said.
+pub async fn start_tls(
+    dev: &Dev,
+    smtp: &SmtpConfig,
+    files: TlsFiles,
+    poll: Duration,
+    tune: impl FnOnce(&mut Config),
+) -> Result<Portal, String> {
+    start_with(dev, smtp, Some(Https { files, poll }), tune).await
+}
+
+async fn start_with(
+    dev: &Dev,
+    smtp: &SmtpConfig,
+    https: Option<Https>,
+    tune: impl FnOnce(&mut Config),
+) -> Result<Portal, String> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("rekey-portal-{}-{n}", std::process::id()));
@@ -130,7 +171,7 @@ pub async fn start(
     getrandom::fill(&mut key).map_err(|e| e.to_string())?;
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::write(dir.join("rekey.key"), hex).map_err(|e| e.to_string())?;
-    start_at(dev, smtp, dir, tune).await
+    start_at(dev, smtp, dir, https, tune).await
 }
 
 /// [`start`] in a directory that already holds the key (and maybe a store).
@@ -138,25 +179,47 @@ async fn start_at(
     dev: &Dev,
     smtp: &SmtpConfig,
     dir: PathBuf,
+    https: Option<Https>,
     tune: impl FnOnce(&mut Config),
 ) -> Result<Portal, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let url = format!("http://localhost:{port}");
+    let scheme = if https.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://localhost:{port}");
     let mut config = dev_config(dev, smtp, &dir);
     if let Some(server) = config.server.as_mut() {
         server.listen = format!("127.0.0.1:{port}");
         server.public_base_url.clone_from(&url);
+        if let Some(h) = &https {
+            server.tls_cert_file = Some(h.files.cert.clone());
+            server.tls_key_file = Some(h.files.key.clone());
+        }
     }
     tune(&mut config);
+    // As `rekey serve`: the TLS files from the config, read before the portal is built.
+    let tls = match &config.server {
+        Some(server) => server.tls().map_err(|e| e.to_string())?,
+        None => None,
+    }
+    .map(|files| rekey::tls::Tls::load(&files))
+    .transpose()
+    .map_err(|e| e.to_string())?;
     let portal = rekey::portal::build_portal(&config)
         .await
         .map_err(|e| e.to_string())?;
     let store = portal.built.store.clone();
+    let poll = https.as_ref().map_or(rekey::tls::POLL_EVERY, |h| h.poll);
+    let served = tls.clone();
     let server = tokio::spawn(async move {
-        if let Err(e) = portal.serve(listener, std::future::pending()).await {
+        let stopped = match served {
+            Some(tls) => {
+                rekey::tls::serve_portal(portal, listener, &tls, poll, std::future::pending()).await
+            }
+            None => portal.serve(listener, std::future::pending()).await,
+        };
+        if let Err(e) = stopped {
             eprintln!("portal stopped: {e}");
         }
     });
@@ -164,7 +227,9 @@ async fn start_at(
         url,
         port,
         store,
+        tls,
         dir: Some(dir),
+        https,
         server,
     })
 }

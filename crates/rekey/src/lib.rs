@@ -3,10 +3,13 @@
 //! operator commands. `main.rs` is only the command line.
 
 pub mod admin;
+pub mod canary;
 pub mod check;
 pub mod config;
 pub mod doctor;
+pub mod ops;
 pub mod portal;
+pub mod remind;
 mod secrets;
 pub mod serve;
 pub mod tls;

@@ -1,6 +1,6 @@
 //! `rekey`: the binary that wires Rekey's adapters together.
 
-use rekey::{admin, check, config, serve};
+use rekey::{admin, check, config, doctor, remind, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +40,14 @@ enum Command {
     /// Check the configuration and the connection to every DC.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check a deployment: DCs (TLS, bind, clock, PDC), the service account's rights, accounts
+    /// delegation cannot reach, privileged accounts in scope, policies, SMTP, SMS, store and
+    /// other reset authorities. Reads only. Exit code: 0 all pass, 1 warnings, 2 failures.
+    Doctor {
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the self-service portal.
     Serve,
     /// The audit chain.
@@ -78,6 +86,17 @@ enum AdminCommand {
         /// Also check these accounts (e.g. every user in scope).
         users: Vec<String>,
     },
+    /// Mail password expiry reminders now (`rekey serve` does it every `[reminders]
+    /// every_secs` when enabled): every enabled user in scope whose password expires within
+    /// the window, once per password.
+    Remind {
+        /// List who would be mailed; send and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The window in days (default `[reminders] within_days`).
+        #[arg(long)]
+        days: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -92,14 +111,33 @@ enum ConfigCommand {
     Check,
 }
 
-fn main() -> ExitCode {
+/// Logs on stderr: `REKEY_LOG` filters (default: warnings; `rekey serve` also logs Rekey's own
+/// info lines — one per request with its support id, canary runs, reminders); `[log] format`
+/// picks text or JSON (one object per line, with the request span's support id).
+fn init_logs(format: config::ops::LogFormat, serving: bool) {
+    let default = if serving {
+        "warn,rekey=info,rekey_web=info,rekey_core=info,rekey_directory=info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("REKEY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        config::ops::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        config::ops::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -122,6 +160,7 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logs(config.log.format, matches!(cli.command, Command::Serve));
     let result = match cli.command {
         Command::Admin(AdminCommand::User { user }) => admin::show_user(&config, &user).await,
         Command::Admin(AdminCommand::Reset {
@@ -140,6 +179,7 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             };
         }
+        Command::Doctor { json } => return ExitCode::from(doctor::run(&config, json).await),
         Command::Serve => serve::serve(&config).await,
         Command::Audit(AuditCommand::Verify) => admin::audit_verify(&config).await,
         Command::Admin(AdminCommand::HelpdeskCode { user }) => {
@@ -147,6 +187,9 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Admin(AdminCommand::EnrollmentReport { users }) => {
             admin::enrollment_report(&config, &users).await
+        }
+        Command::Admin(AdminCommand::Remind { dry_run, days }) => {
+            remind::command(&config, dry_run, days).await
         }
         Command::Admin(AdminCommand::Enroll { user, email }) => {
             admin::enroll(&config, &user, &email).await

@@ -33,6 +33,7 @@ pub(crate) fn missing(key: &'static str, why: &str) -> CliError {
 pub struct Built {
     pub engine: Engine,
     pub store: Arc<SqlStore>,
+    pub directory: Arc<ActiveDirectory>,
 }
 
 /// A portal ready to serve.
@@ -42,6 +43,15 @@ pub struct Portal {
     /// `server.listen`, `server.public_base_url`.
     pub listen: String,
     pub public_base_url: String,
+    /// `[server] ops_listen`, bound: `/metrics`, `/healthz`, `/readyz` are served there by
+    /// [`Portal::start_workers`] (otherwise they are part of `router`).
+    ops: std::sync::Mutex<Option<(std::net::TcpListener, axum::Router)>>,
+    /// The writeback canary of an enabled `[canary]`.
+    pub canary: Option<crate::canary::Canary>,
+    /// `[reminders]`.
+    reminders: crate::config::ops::RemindersSection,
+    /// `[directory]`, for the DC watch's TLS handshakes.
+    directory_config: rekey_directory::AdConfig,
 }
 
 async fn sids(
@@ -163,7 +173,11 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
     if background {
         engine = engine.with_background(Arc::new(rekey_web::TokioSpawn));
     }
-    Ok(Built { engine, store })
+    Ok(Built {
+        engine,
+        store,
+        directory: ad,
+    })
 }
 
 /// The SMS gateway of an enabled `[sms]` section.
@@ -243,12 +257,31 @@ pub async fn build_portal(config: &Config) -> Result<Portal, CliError> {
         password_deadline: Duration::from_millis(server.password_deadline_ms),
         ..rekey_web::WebConfig::default()
     };
-    let router = rekey_web::router(built.engine.clone(), web);
+    let canary = crate::canary::Canary::from_config(&config.canary, built.directory.base_dn())
+        .map_err(|why| missing("canary", &why))?;
+    let ops_router = crate::ops::router(&built);
+    let mut router = rekey_web::router(built.engine.clone(), web);
+    let ops = match &server.ops_listen {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| missing("server.ops_listen", &format!("{addr}: {e}")))?;
+            Some((listener, ops_router))
+        }
+        None => {
+            router = router.merge(ops_router);
+            None
+        }
+    };
     Ok(Portal {
         built,
         router,
         listen: server.listen.clone(),
         public_base_url: server.public_base_url.clone(),
+        ops: std::sync::Mutex::new(ops),
+        canary,
+        reminders: config.reminders.clone(),
+        directory_config: config.directory.clone(),
     })
 }
 
@@ -282,7 +315,54 @@ impl Portal {
     /// Start the background work: the outbox worker (and whatever else the config enables).
     #[must_use]
     pub fn start_workers(&self) -> Workers {
-        Workers(vec![spawn_outbox_worker(self.built.engine.clone())])
+        let mut tasks = vec![
+            spawn_outbox_worker(self.built.engine.clone()),
+            crate::ops::spawn_dc_watch(self.built.directory.clone(), self.directory_config.clone()),
+        ];
+        tasks.extend(crate::remind::spawn(
+            &self.reminders,
+            self.built.engine.clone(),
+            self.built.directory.clone(),
+        ));
+        if let Some(canary) = &self.canary {
+            tasks.push(
+                canary
+                    .clone()
+                    .spawn(self.built.engine.clone(), self.built.directory.clone()),
+            );
+        }
+        let ops = self
+            .ops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some((listener, router)) = ops {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    if let Ok(addr) = listener.local_addr() {
+                        println!("rekey: metrics and health on http://{addr}");
+                    }
+                    tasks.push(tokio::spawn(async move {
+                        if let Err(e) = axum::serve(listener, router).await {
+                            tracing::error!(error = %e, "ops listener stopped");
+                        }
+                    }));
+                }
+                Err(e) => tracing::error!(error = %e, "ops listener not started"),
+            }
+        }
+        Workers(tasks)
+    }
+
+    /// The address `/metrics`, `/healthz` and `/readyz` are served on when `ops_listen` is set
+    /// (before [`start_workers`](Self::start_workers) takes it).
+    #[must_use]
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// Serve on `listener` (with client addresses for the audit) until `shutdown` resolves,

@@ -13,27 +13,9 @@ fn dev() -> rekey_e2e::dev::Dev {
 /// A config file for the dev domain, in a per-test temp dir, with its own SQLite store and
 /// server key (every write goes through the engine and is audited). `extra` is appended.
 fn config(name: &str, extra: &str) -> PathBuf {
-    let e = dev();
-    let urls: Vec<String> = e.urls().iter().map(|u| format!("{u:?}")).collect();
     let dir = std::env::temp_dir().join(format!("rekey-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("rekey.key");
-    std::fs::write(&key, format!("{}\n", "5a".repeat(32))).unwrap();
-    Command::new("chmod").arg("600").arg(&key).status().unwrap();
-    let path = dir.join("rekey.toml");
-    let toml = format!(
-        "version = 1\n[directory]\nurls = [{}]\nca_file = {:?}\nbind_dn = {:?}\nbind_password_file = {:?}\n\
-         [server]\nlisten = \"127.0.0.1:8099\"\npublic_base_url = \"https://sspr.corp.example.com\"\n\
-         secret_key_file = {:?}\n[store]\nurl = \"sqlite://{}\"\n{extra}",
-        urls.join(", "),
-        e.get("REKEY_DEV_CA_FILE"),
-        e.get("REKEY_DEV_SVC_DN"),
-        e.get("REKEY_DEV_SVC_PASSWORD_FILE"),
-        key,
-        dir.join("rekey.db").display(),
-    );
-    std::fs::write(&path, toml).unwrap();
-    path
+    dev().write_config(&dir, extra)
 }
 
 /// The audit records of a config's store, as JSON bodies.

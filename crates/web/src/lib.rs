@@ -89,7 +89,6 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
     };
     Router::new()
         .route("/", get(h::start))
-        .route("/healthz", get(|| async { "ok" }))
         .route("/static/app.css", get(h::css))
         .route("/static/passkey.js", get(views::passkey_js))
         .route("/static/pow.js", get(views::pow_js))
@@ -145,8 +144,14 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
         )
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(axum::middleware::from_fn(security::headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            trace::span,
+        ))
         .with_state(state)
 }
+
+mod trace;
 
 #[cfg(test)]
 mod tests;

@@ -530,3 +530,64 @@ async fn the_result_page_follows_each_zone_until_it_is_final() {
     let (_, body) = send(&app, get("/reset/password", &cookies)).await;
     assert!(body.contains("Microsoft 365 also needs"), "{body}");
 }
+
+/// A log writer the test can read back.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_support_id_finds_the_page_the_audit_record_and_the_log_lines() {
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_writer(move || sink.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // Global, not `set_default`: a thread-local subscriber can miss events when other tests
+    // run callsites at the same time (tracing caches callsite interest process-wide). Only this
+    // test installs one; the lines are picked out by this request's support id.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let w = world(5);
+    let app = app(&w);
+    let cookies = format!("__Host-rekey-csrf={CSRF}");
+    let form = format!(
+        "csrf={CSRF}&username=normal&current_password=Not-The-One-1&new_password=Whatever-New-42&confirm_password=Whatever-New-42"
+    );
+    let (_, body) = send(&app, post("/change", &form, &cookies)).await;
+    let id = body
+        .split("Support id: ")
+        .nth(1)
+        .or_else(|| body.split("support id: ").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no support id on the page: {body}"))
+        .to_owned();
+    let audit = w.store.with(|m| m.audit.clone());
+    let record = audit.last().unwrap();
+    assert!(
+        record.body.contains(&format!("\"support_id\":\"{id}\"")),
+        "{}",
+        record.body
+    );
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(&id)).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("\"answered\"")),
+        "the request's log lines carry its support id: {text}"
+    );
+    assert!(
+        !text.contains("Not-The-One-1") && !text.contains("Whatever-New-42"),
+        "{text}"
+    );
+}

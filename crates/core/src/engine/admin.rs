@@ -15,7 +15,11 @@ use crate::store::{Enrollment, MethodKind};
 
 impl Engine {
     /// The account an operator names, if Rekey may write it: found, in scope, not privileged.
-    async fn operator_target(&self, trail: &mut Trail, who: &str) -> EngineResult<Account> {
+    pub(crate) async fn operator_target(
+        &self,
+        trail: &mut Trail,
+        who: &str,
+    ) -> EngineResult<Account> {
         let account = self
             .find(who, trail)
             .await?

@@ -537,3 +537,106 @@ fn one_attempt_per_account_is_in_flight_at_a_time() {
     });
     assert_eq!(leases, 0, "no lease left behind ({held} events before)");
 }
+
+#[test]
+fn the_canary_writes_through_the_engine_with_one_record_each() {
+    let w = world(5);
+    let op = RequestContext {
+        actor: crate::audit::Actor::System,
+        ..ctx()
+    };
+    let (r, v) = one_record(&w, || run(w.engine.canary_reset(&op, "normal")));
+    let landed = r.unwrap();
+    says(&v, "canary", "ok", None, None);
+    assert_eq!(v["actor"], "system");
+    assert_eq!(v["zones"][0]["outcome"], "landed");
+    let pw = landed.password.expose().to_owned();
+    assert_eq!(pw.chars().count(), 32);
+    assert!(pw.bytes().any(|b| b.is_ascii_uppercase()) && pw.bytes().any(|b| b.is_ascii_digit()));
+    assert!(
+        !format!("{landed:?}").contains(&pw),
+        "Debug never shows the password"
+    );
+    let again = run(w.engine.canary_reset(&op, "normal")).unwrap();
+    assert_ne!(again.password.expose(), pw, "a fresh password every run");
+    // The same gates as any write: privileged and unknown accounts are refused, audited.
+    let (r, v) = one_record(&w, || run(w.engine.canary_reset(&op, "admin")));
+    assert!(matches!(r, Err(EngineError::Ineligible(_))));
+    says(&v, "canary", "failed", Some("RK-TIER-001"), None);
+    let (r, v) = one_record(&w, || run(w.engine.canary_reset(&op, "ghost")));
+    assert!(matches!(r, Err(EngineError::NoSuchAccount)));
+    says(&v, "canary", "failed", Some("RK-DIR-002"), None);
+    // Lost rights: the DC refuses the write; the record says so.
+    *w.zone.fail.lock().unwrap() = Some(down());
+    let (r, v) = one_record(&w, || run(w.engine.canary_reset(&op, "normal")));
+    assert!(matches!(r, Err(EngineError::Landing(_))));
+    assert_eq!(v["result"], "failed");
+    assert_eq!(v["zones"][0]["outcome"], "failed");
+    w.audit_ok();
+}
+
+#[test]
+fn expiry_reminders_once_per_password_only_to_enabled_users_in_scope() {
+    let w = world(5);
+    let op = RequestContext {
+        actor: crate::audit::Actor::System,
+        ..ctx()
+    };
+    let guid = |sam: &str| {
+        w.dir
+            .accounts
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|a| a.sam_account_name == sam)
+            .unwrap()
+            .guid
+    };
+    let expires = crate::clock::unix(w.clock.now()) + 3 * 86_400 + 60;
+    // A dry run decides but sends and records nothing.
+    let before = w.store.with(|m| m.audit.len());
+    let r = run(w
+        .engine
+        .expiry_reminder(&op, &guid("normal"), expires, true))
+    .unwrap();
+    assert!(matches!(r, Reminder::Mail { .. }), "{r:?}");
+    assert_eq!(w.store.with(|m| m.audit.len()), before);
+    assert_eq!(w.mails(), 0);
+    // The real run mails once, audited.
+    let (r, v) = one_record(&w, || {
+        run(w
+            .engine
+            .expiry_reminder(&op, &guid("normal"), expires, false))
+    });
+    assert!(matches!(r.unwrap(), Reminder::Mail { .. }));
+    says(&v, "reminder", "ok", None, Some("expires_in_days:3"));
+    run(w.engine.deliver_outbox()).unwrap();
+    let mail = w.last_mail();
+    assert_eq!(mail.to, "normal@corp.example.com");
+    assert!(mail.subject.contains("in 3 days"), "{}", mail.subject);
+    assert!(
+        mail.body.contains("https://localhost/change"),
+        "{}",
+        mail.body
+    );
+    // Not twice for the same password; again for the next one.
+    let r = run(w
+        .engine
+        .expiry_reminder(&op, &guid("normal"), expires, false))
+    .unwrap();
+    assert_eq!(r, Reminder::AlreadySent);
+    let r = run(w
+        .engine
+        .expiry_reminder(&op, &guid("normal"), expires + 86_400 * 42, false));
+    assert!(matches!(r.unwrap(), Reminder::Mail { .. }));
+    // Never the disabled, the out-of-scope or the (excluded) privileged.
+    for (sam, why) in [
+        ("disabled", "disabled"),
+        ("outside", "out_of_scope"),
+        ("admin", "out_of_scope"),
+    ] {
+        let r = run(w.engine.expiry_reminder(&op, &guid(sam), expires, false)).unwrap();
+        assert_eq!(r, Reminder::Skipped(why), "{sam}");
+    }
+    w.audit_ok();
+}

@@ -135,6 +135,7 @@ impl Engine {
                     .store
                     .lock(&Self::lock_key(&c.user), now + cfg.lock_secs)
                     .await?;
+                crate::telemetry::self_service_lock();
                 self.inner.store.consume_challenge(&c.id).await?;
             }
         }

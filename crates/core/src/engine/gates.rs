@@ -68,6 +68,9 @@ const HELPDESK: &str = "helpdesk";
 /// What a failed verification counts and answers: the attempts so far, the step to store with
 /// one more, and the error to give.
 struct Failed {
+    /// The metric's method label: `Method::as_str`, or `code` at a first gate that accepts
+    /// several methods' codes.
+    method: &'static str,
     attempts: u32,
     retry: Step,
     error: EngineError,
@@ -173,6 +176,19 @@ impl Engine {
                 .sms_countries
                 .iter()
                 .any(|cc| !cc.is_empty() && digits.starts_with(cc.as_str()))
+    }
+
+    /// Texts the portal may still send in the current 24 hours (`[sms] per_day` minus what was
+    /// sent), for `/metrics`; `None` without an SMS gateway.
+    ///
+    /// # Errors
+    /// The store failing.
+    pub async fn sms_budget_left(&self) -> EngineResult<Option<u32>> {
+        if self.inner.sms.is_none() {
+            return Ok(None);
+        }
+        let used = self.inner.store.hits("sms:all", self.now(), 86_400).await?;
+        Ok(Some(self.inner.config.sms_per_day.saturating_sub(used)))
     }
 
     /// One unit of each daily SMS budget, all or none (atomic per budget in the store; a unit
@@ -324,6 +340,7 @@ impl Engine {
                     .store
                     .lock(&Self::lock_key(user), now + cfg.lock_secs)
                     .await;
+                crate::telemetry::self_service_lock();
                 for c in &challenges {
                     let _ = self.inner.store.consume_challenge(&c.id).await;
                 }
@@ -350,6 +367,10 @@ impl Engine {
         won: Option<(Guid, Method)>,
         failed: Failed,
     ) -> EngineResult<Progress> {
+        crate::telemetry::verification(
+            won.map_or(failed.method, |(_, m)| m.as_str()),
+            won.is_some(),
+        );
         match won {
             Some((user, method)) => {
                 passed.push(method);
@@ -504,6 +525,10 @@ impl Engine {
         };
         let won = user.zip(matched);
         let failed = Failed {
+            method: match accepted.as_slice() {
+                [one] => one.as_str(),
+                _ => "code",
+            },
             attempts,
             retry,
             error: EngineError::WrongCode,
@@ -827,6 +852,7 @@ impl Engine {
             .await?
             .map(|user| (user, Method::Passkey));
         let failed = Failed {
+            method: Method::Passkey.as_str(),
             attempts,
             retry,
             error: EngineError::PasskeyRefused,
@@ -969,6 +995,7 @@ impl Engine {
         };
         let won = right.then_some((user, Method::Questions));
         let failed = Failed {
+            method: Method::Questions.as_str(),
             attempts,
             retry,
             error: EngineError::WrongAnswers,

@@ -8,6 +8,7 @@ mod admin;
 #[cfg(test)]
 mod audit_tests;
 mod budget;
+mod canary;
 mod change;
 mod enroll;
 mod gate;
@@ -19,6 +20,7 @@ mod methods_tests;
 mod outbox;
 #[cfg(test)]
 mod pow_tests;
+mod remind;
 mod reset;
 mod state;
 #[cfg(test)]
@@ -43,10 +45,12 @@ use crate::tier::ProtectedGroups;
 
 use trail::Trail;
 
+pub use canary::CanaryLanding;
 pub use change::ChangeOutcome;
 pub use enroll::EnrollStep;
 pub use gates::{Choice, Chosen, Progress};
 pub use methods::{MethodView, ReportRow};
+pub use remind::Reminder;
 pub use reset::ResetOutcome;
 pub use state::FlowId;
 pub use zones::{ZoneReport, ZoneState, minutes};

@@ -41,6 +41,16 @@ enum Message {
     Sms(Sms),
 }
 
+impl Message {
+    /// The metric's channel label.
+    fn channel(&self) -> &'static str {
+        match self {
+            Self::Email(_) => "email",
+            Self::Sms(_) => "sms",
+        }
+    }
+}
+
 /// Seconds before attempt `n + 1` after `n` failed attempts: 5, 10, 20, … at most 300.
 pub(crate) fn backoff(attempts: u32) -> i64 {
     (5_i64 << attempts.saturating_sub(1).min(6)).min(300)
@@ -228,7 +238,10 @@ impl Engine {
             let why = if item.expires_at <= now {
                 "expired"
             } else if let Some(message) = self.unseal(&item) {
-                match self.send(&message).await {
+                let channel = message.channel();
+                let outcome = self.send(&message).await;
+                crate::telemetry::message(channel, outcome.is_ok());
+                match outcome {
                     Ok(()) => {
                         self.inner.store.finish(&item.id, item.attempts).await?;
                         sent += 1;

@@ -119,7 +119,10 @@ impl Engine {
             detail: trail.detail,
         };
         match self.inner.store.append_audit(&event).await {
-            Ok(_) => result,
+            Ok(record) => {
+                crate::telemetry::recorded(&event, record.seq);
+                result
+            }
             Err(_) if trail.landed => result,
             Err(e) => Err(result.err().unwrap_or(EngineError::Store(e))),
         }

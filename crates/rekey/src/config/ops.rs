@@ -79,7 +79,7 @@ impl Default for CanarySection {
 }
 
 /// Password expiry reminders by mail, with a link to the change page.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemindersSection {
     #[serde(default)]

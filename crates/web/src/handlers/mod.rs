@@ -91,7 +91,10 @@ impl FromRequestParts<AppState> for Ctx {
             req: RequestContext {
                 client_ip: ip.map(|i| i.to_string()),
                 user_agent: ua,
-                support_id: state.engine.support_id(),
+                support_id: parts
+                    .extensions
+                    .get::<crate::trace::SupportId>()
+                    .map_or_else(|| state.engine.support_id(), |s| s.0.clone()),
                 actor: rekey_core::audit::Actor::User,
             },
             org: state.cfg.organisation.clone(),
