@@ -129,7 +129,15 @@ fn handshake(
         .peer_certificates()
         .and_then(|c| c.first())
         .ok_or_else(|| ProbeError::Untrusted("the DC sent no certificate".into()))?;
-    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+    cert_info(der.as_ref())
+}
+
+/// Subject, issuer and `notAfter` of a DER certificate (also the portal's own, for the doctor).
+///
+/// # Errors
+/// `Untrusted` when it does not parse.
+pub fn cert_info(der: &[u8]) -> Result<CertInfo, ProbeError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| ProbeError::Untrusted(format!("unreadable certificate: {e}")))?;
     Ok(CertInfo {
         subject: cert.subject().to_string(),

@@ -674,3 +674,42 @@ async fn an_invalid_setting_fails_the_config_check() {
     );
     assert!(f.details.iter().any(|d| d.starts_with("engine: ")), "{f:?}");
 }
+
+/// `[server] tls_cert_file`/`tls_key_file`: the dev DC's certificate (valid for years) passes,
+/// inside the warning window warns, and a key that does not match the certificate fails.
+#[tokio::test]
+async fn the_portal_certificate_is_checked_when_rekey_serves_https() {
+    let e = dev();
+    let ca_dir = std::path::Path::new(e.get("REKEY_DEV_CA_FILE"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let cert = ca_dir.join("server.pem");
+    let mut c = config("portal-tls").await;
+    let server = c.server.as_mut().unwrap();
+    server.tls_cert_file = Some(cert.clone());
+    server.tls_key_file = Some(ca_dir.join("server.key"));
+    let target = cert.display().to_string();
+    let r = diagnose(&c).await;
+    assert_eq!(one(&r, "portal.tls", &target).status, Status::Pass, "{r}");
+    c.doctor.cert_warn_days = 100_000;
+    let r = diagnose(&c).await;
+    let f = one(&r, "portal.tls", &target);
+    assert_eq!(
+        (f.status, f.code),
+        (Status::Warn, Some("RK-DOC-064")),
+        "{r}"
+    );
+    // Another private key than the certificate's.
+    let other = tmp("portal-tls-key").join("other.key");
+    let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(&other, key.serialize_pem()).unwrap();
+    c.server.as_mut().unwrap().tls_key_file = Some(other);
+    let r = diagnose(&c).await;
+    let f = one(&r, "portal.tls", &target);
+    assert_eq!(
+        (f.status, f.code),
+        (Status::Fail, Some("RK-DOC-063")),
+        "{r}"
+    );
+}

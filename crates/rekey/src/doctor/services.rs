@@ -1,7 +1,8 @@
 //! The checks beside the directory: the mail relay, the SMS gateway, the store, and other reset
 //! authorities.
 //!
-//! Codes: RK-DOC-060 relay unreachable/refused · 061 SMS gateway unreachable · 062 no `[smtp]` ·
+//! Codes: RK-DOC-063 the portal's own TLS pair unusable or expired · 064 it expires within
+//! `cert_warn_days` · RK-DOC-060 relay unreachable/refused · 061 SMS gateway unreachable · 062 no `[smtp]` ·
 //! 070 store unreachable · 071 migrations pending · 072 store newer than this Rekey · 073 no
 //! `[store]` · 080 another reset authority overlaps the scope · 081 `[entra]` hint.
 //!
@@ -18,10 +19,43 @@ use super::directory::Domain;
 use crate::config::Config;
 
 pub(super) async fn check(config: &Config, domain: Option<&Domain>, out: &mut Vec<Finding>) {
+    portal_tls(config, out);
     smtp(config, out).await;
     sms(config, out).await;
     store(config, out).await;
     authorities(config, domain, out);
+}
+
+/// The portal's own certificate when `rekey serve` terminates TLS: the pair loads (key matches)
+/// and how long it has left (RK-DOC-063 unusable or expired, 064 inside `cert_warn_days`).
+fn portal_tls(config: &Config, out: &mut Vec<Finding>) {
+    let Some(Ok(Some(files))) = config.server.as_ref().map(crate::config::ServerConfig::tls) else {
+        return;
+    };
+    let target = files.cert.display().to_string();
+    let fix = "install a valid certificate chain and its key in [server] tls_cert_file / \
+               tls_key_file; rekey serve picks new files up without a restart";
+    let loaded = crate::tls::Tls::load(&files).map_err(|e| e.to_string());
+    let info = loaded.and_then(|tls| {
+        let der = tls.certificate().ok_or("no certificate in the chain")?;
+        rekey_directory::probe::cert_info(der.as_ref()).map_err(|e| e.to_string())
+    });
+    let finding = match info {
+        Err(e) => Finding::fail("portal.tls", "RK-DOC-063", format!("unusable: {e}")).fix(fix),
+        Ok(cert) => {
+            let left = (cert.not_after - rekey_core::clock::unix(std::time::SystemTime::now()))
+                .div_euclid(86_400);
+            let what = format!("valid for {left} more day(s), subject {}", cert.subject);
+            if left < 0 {
+                Finding::fail("portal.tls", "RK-DOC-063", format!("expired: {what}")).fix(fix)
+            } else if left < i64::from(config.doctor.cert_warn_days) {
+                Finding::warn("portal.tls", "RK-DOC-064", what).fix(fix)
+            } else {
+                Finding::pass("portal.tls", what)
+            }
+        }
+    };
+    out.push(finding.on(target));
 }
 
 async fn smtp(config: &Config, out: &mut Vec<Finding>) {
