@@ -29,6 +29,8 @@
 
 #[macro_use]
 mod sql;
+mod audit_query;
+mod checkpoints;
 mod enrollments;
 mod ops;
 mod outbox;
@@ -272,6 +274,11 @@ const SQLITE_MIGRATIONS: &[EmbeddedMigration] = &[
         "methods",
         include_str!("../migrations/sqlite/0003_methods.sql"),
     ),
+    (
+        4,
+        "audit checkpoints",
+        include_str!("../migrations/sqlite/0004_audit_checkpoints.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[EmbeddedMigration] = &[
@@ -289,6 +296,11 @@ const POSTGRES_MIGRATIONS: &[EmbeddedMigration] = &[
         3,
         "methods",
         include_str!("../migrations/postgres/0003_methods.sql"),
+    ),
+    (
+        4,
+        "audit checkpoints",
+        include_str!("../migrations/postgres/0004_audit_checkpoints.sql"),
     ),
 ];
 
