@@ -55,6 +55,19 @@ pub fn support_id(random: &dyn Random) -> String {
 }
 
 /// The UTC calendar date of a day count since 1970-01-01: (year, month 1–12, day 1–31).
+/// Howard Hinnant's `days_from_civil`: days since 1970-01-01 of a proleptic Gregorian date (the
+/// inverse of [`civil_from_days`]; the month is not range-checked here).
+#[must_use]
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Howard Hinnant's `civil_from_days`, so no calendar crate is needed for a date on a page.
 #[must_use]
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -78,6 +91,10 @@ mod civil_tests {
     #[test]
     fn known_days() {
         assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        for days in [-1, 0, 11_016, 19_723, 20_789] {
+            let (y, m, d) = super::civil_from_days(days);
+            assert_eq!(super::days_from_civil(y, m, d), days);
+        }
         assert_eq!(super::civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(super::civil_from_days(-1), (1969, 12, 31));

@@ -6,6 +6,8 @@
 
 pub mod account;
 pub mod audit;
+pub mod audit_checkpoint;
+pub mod audit_export;
 pub mod banned;
 pub mod breached;
 pub mod clock;

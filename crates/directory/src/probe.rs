@@ -165,14 +165,8 @@ pub fn parse_generalized_time(s: &str) -> Option<i64> {
     let n = |r: std::ops::Range<usize>| d[r].parse::<i64>().ok();
     let (y, m, day) = (n(0..4)?, n(4..6)?, n(6..8)?);
     let (hh, mm, ss) = (n(8..10)?, n(10..12)?, n(12..14)?);
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days =
+        rekey_core::clock::days_from_civil(y, u32::try_from(m).ok()?, u32::try_from(day).ok()?);
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 

@@ -127,6 +127,7 @@ pub fn dev_config(dev: &Dev, smtp: &SmtpConfig, dir: &std::path::Path) -> Config
         canary: rekey::config::ops::CanarySection::default(),
         reminders: rekey::config::ops::RemindersSection::default(),
         doctor: rekey::config::ops::DoctorSection::default(),
+        audit: rekey::config::audit::AuditSection::default(),
     }
 }
 

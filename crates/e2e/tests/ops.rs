@@ -453,3 +453,49 @@ async fn expiry_reminders_reach_exactly_the_users_due() {
     built.engine.deliver_outbox().await.unwrap();
     assert_eq!(to(&due), 1);
 }
+
+/// `rekey serve` with `[audit] checkpoint_key_file` signs the chain's head at once; verify with
+/// the public key then checks chain and checkpoint.
+#[tokio::test]
+async fn serve_signs_audit_checkpoints() {
+    let d = dev();
+    let sink = SmtpSink::start();
+    let (mut c, dir) = config(&d, &sink, |_| {});
+    let key_file = dir.0.join("checkpoint.key");
+    let public = rekey::audit_chain::keygen(&key_file).unwrap();
+    c.audit.checkpoint_key_file = Some(key_file);
+    let portal = rekey::portal::build_portal(&c).await.unwrap();
+    let store = portal.built.store.clone();
+    // One audited write so the chain has a head.
+    let u = d.staff_user("checkpointed").await;
+    let ctx = RequestContext {
+        client_ip: None,
+        user_agent: None,
+        support_id: portal.built.engine.support_id(),
+        actor: Actor::Admin("ops-test".into()),
+    };
+    portal
+        .built
+        .engine
+        .admin_reset(
+            &ctx,
+            &u.sam,
+            &Password::new("Checkpoint-Pw-5521".into()),
+            ResetOptions::default(),
+        )
+        .await
+        .unwrap();
+    let workers = portal.start_workers();
+    let mut stored = Vec::new();
+    for _ in 0..50 {
+        stored = store.checkpoints().await.unwrap();
+        if !stored.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(workers);
+    assert!(!stored.is_empty(), "a checkpoint right after start");
+    let report = rekey::audit_chain::verify(&store, &[public]).await.unwrap();
+    assert!(report.intact(), "{}", report.render());
+}

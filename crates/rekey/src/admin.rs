@@ -358,20 +358,3 @@ pub async fn enrollment_report(config: &Config, names: &[String]) -> Result<(), 
     }
     Ok(())
 }
-
-/// `rekey audit verify`: walk the whole chain from the first record.
-pub async fn audit_verify(config: &Config) -> Result<(), CliError> {
-    use rekey_core::audit::{GENESIS, verify};
-    use rekey_core::store::Store;
-    let store = crate::portal::store(config).await?;
-    let mut at = (0, GENESIS);
-    loop {
-        let page = store.audit_after(at.0, 10_000).await?;
-        if page.is_empty() {
-            break;
-        }
-        at = verify(&page, at).map_err(CliError::AuditBroken)?;
-    }
-    println!("audit chain intact: {} records", at.0);
-    Ok(())
-}

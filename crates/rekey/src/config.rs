@@ -62,6 +62,9 @@ pub struct Config {
     pub reminders: ops::RemindersSection,
     #[serde(default)]
     pub doctor: ops::DoctorSection,
+    /// Signed checkpoints of the audit chain.
+    #[serde(default)]
+    pub audit: audit::AuditSection,
 }
 
 impl Config {
@@ -578,6 +581,7 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
+pub mod audit;
 mod entra;
 mod env;
 pub mod methods;

@@ -3,6 +3,8 @@
 //! operator commands. `main.rs` is only the command line.
 
 pub mod admin;
+pub mod audit_chain;
+pub mod audit_cmd;
 pub mod canary;
 pub mod check;
 pub mod config;

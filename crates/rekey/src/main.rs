@@ -1,6 +1,6 @@
 //! `rekey`: the binary that wires Rekey's adapters together.
 
-use rekey::{admin, check, config, doctor, remind, serve};
+use rekey::{admin, audit_chain, audit_cmd, check, config, doctor, remind, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,8 +101,49 @@ enum AdminCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check every record's hash and link: any edit, gap or re-linking is reported.
-    Verify,
+    /// Check every record's hash and link and the signed checkpoints: an edited, deleted, moved
+    /// or inserted record, a truncated tail or a forged checkpoint is named (exit 1).
+    Verify {
+        /// A trusted checkpoint public key file (64 hex digits); repeat for rotated keys.
+        /// Default: the key of `[audit] checkpoint_key_file`.
+        #[arg(long = "public-key", value_name = "FILE")]
+        public_key: Vec<PathBuf>,
+    },
+    /// Make a checkpoint key: the Ed25519 seed as hex in a NEW file (mode 0600); prints the
+    /// public key.
+    Keygen { path: PathBuf },
+    /// Sign a checkpoint of the chain's head now.
+    Checkpoint,
+    /// Delete records written before DATE (YYYY-MM-DD, UTC), after signing checkpoints; needs
+    /// the table owner's rights.
+    Prune {
+        #[arg(long)]
+        before: String,
+    },
+    /// Show the records of a support id and the rest of their flow (the same account, 15
+    /// minutes around them), as text.
+    Show {
+        /// The support id the user saw on the page.
+        support_id: String,
+    },
+    /// Write audit records for a SIEM, one line each: JSON Lines, CEF or RFC 5424 syslog.
+    /// Walks and verifies the whole chain.
+    Export {
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: audit_cmd::ExportFormat,
+        /// From this time on (RFC 3339, or YYYY-MM-DD: that day from 00:00 UTC).
+        #[arg(long, value_parser = audit_cmd::parse_since)]
+        since: Option<i64>,
+        /// Before this time (RFC 3339, or YYYY-MM-DD: up to the end of that day, UTC).
+        #[arg(long, value_parser = audit_cmd::parse_until)]
+        until: Option<i64>,
+        /// Only these operations (repeat or comma-separate): reset, unlock, change, …
+        #[arg(long = "operation", value_delimiter = ',', value_parser = audit_cmd::parse_operation)]
+        operations: Vec<String>,
+        /// Write to this file (created with mode 0600) instead of stdout.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -153,6 +194,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    // A new key needs no config (it is made before the config names it).
+    if let Command::Audit(AuditCommand::Keygen { path }) = &cli.command {
+        return ExitCode::from(audit_chain::keygen_command(path));
+    }
     let config = match config::Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -181,7 +226,40 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Doctor { json } => return ExitCode::from(doctor::run(&config, json).await),
         Command::Serve => serve::serve(&config).await,
-        Command::Audit(AuditCommand::Verify) => admin::audit_verify(&config).await,
+        Command::Audit(AuditCommand::Verify { public_key }) => {
+            let key = config.audit.checkpoint_key_file.as_deref();
+            return ExitCode::from(audit_chain::verify_command(&config, key, &public_key).await);
+        }
+        Command::Audit(AuditCommand::Keygen { path }) => {
+            return ExitCode::from(audit_chain::keygen_command(&path));
+        }
+        Command::Audit(AuditCommand::Checkpoint) => {
+            let key = config.audit.checkpoint_key_file.as_deref();
+            return ExitCode::from(audit_chain::checkpoint_command(&config, key).await);
+        }
+        Command::Audit(AuditCommand::Prune { before }) => {
+            let key = config.audit.checkpoint_key_file.as_deref();
+            return ExitCode::from(audit_chain::prune_command(&config, key, &before).await);
+        }
+        Command::Audit(AuditCommand::Show { support_id }) => {
+            audit_cmd::show(&config, &support_id).await
+        }
+        Command::Audit(AuditCommand::Export {
+            format,
+            since,
+            until,
+            operations,
+            out,
+        }) => {
+            let args = audit_cmd::ExportArgs {
+                format,
+                since,
+                until,
+                operations,
+                out,
+            };
+            audit_cmd::export(&config, args).await
+        }
         Command::Admin(AdminCommand::HelpdeskCode { user }) => {
             admin::helpdesk_code(&config, &user).await
         }

@@ -52,6 +52,8 @@ pub struct Portal {
     reminders: crate::config::ops::RemindersSection,
     /// `[directory]`, for the DC watch's TLS handshakes.
     directory_config: rekey_directory::AdConfig,
+    /// `[audit] checkpoint_key_file`, loaded at start; taken by the checkpoint task.
+    checkpoints: std::sync::Mutex<Option<(rekey_core::audit_checkpoint::CheckpointKey, Duration)>>,
 }
 
 async fn sids(
@@ -257,6 +259,14 @@ pub async fn build_portal(config: &Config) -> Result<Portal, CliError> {
         password_deadline: Duration::from_millis(server.password_deadline_ms),
         ..rekey_web::WebConfig::default()
     };
+    let checkpoint_key = match &config.audit.checkpoint_key_file {
+        Some(path) => Some((
+            crate::audit_chain::load_key(path)
+                .map_err(|e| missing("audit.checkpoint_key_file", &e.to_string()))?,
+            Duration::from_secs(config.audit.checkpoint_every_secs),
+        )),
+        None => None,
+    };
     let canary = crate::canary::Canary::from_config(&config.canary, built.directory.base_dn())
         .map_err(|why| missing("canary", &why))?;
     let ops_router = crate::ops::router(&built);
@@ -282,6 +292,7 @@ pub async fn build_portal(config: &Config) -> Result<Portal, CliError> {
         canary,
         reminders: config.reminders.clone(),
         directory_config: config.directory.clone(),
+        checkpoints: std::sync::Mutex::new(checkpoint_key),
     })
 }
 
@@ -324,6 +335,18 @@ impl Portal {
             self.built.engine.clone(),
             self.built.directory.clone(),
         ));
+        let checkpoints = self
+            .checkpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some((key, every)) = checkpoints {
+            tasks.push(crate::audit_chain::spawn_checkpoints(
+                self.built.store.clone(),
+                key,
+                every,
+            ));
+        }
         if let Some(canary) = &self.canary {
             tasks.push(
                 canary

@@ -245,7 +245,7 @@ fn audit_verify_detects_an_edit() {
     let o = rekey(&c, &["audit", "verify"], "");
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).contains("audit chain intact: 2 records"),
+        text(&o).contains("audit chain: 2 records") && text(&o).contains("audit chain intact"),
         "{}",
         text(&o)
     );
@@ -265,7 +265,7 @@ fn audit_verify_detects_an_edit() {
     let o = rekey(&c, &["audit", "verify"], "");
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        text(&o).contains("RK-AUDIT-001") && text(&o).contains("record 1"),
+        text(&o).contains("record 1") && text(&o).contains("edited"),
         "{}",
         text(&o)
     );
