@@ -348,7 +348,7 @@ fn report(run: &CanaryRun) {
             support_id = %run.support_id,
             reset_ms = run.reset_took.as_millis(),
             dcs = run.dcs.len(),
-            "canary: the new password landed and works on every DC"
+            "canary: the reset landed and is proven on every DC"
         );
     } else {
         let problems: Vec<String> = run

@@ -107,11 +107,11 @@ async fn ready(State(ops): State<Ops>) -> (StatusCode, String) {
     let dc = tokio::time::timeout(READY_TIMEOUT, ops.directory.ping()).await;
     let mut missing = Vec::new();
     if !matches!(store, Ok(Ok(()))) {
-        tracing::warn!(result = ?store.map(|r| r.map_err(|e| e.to_string())), "readyz: store not answering");
+        tracing::warn!(result = ?store.map(|r| r.map_err(|e| e.to_string())), "readyz: store not responding");
         missing.push("store");
     }
     if !matches!(dc, Ok(Ok(()))) {
-        tracing::warn!(result = ?dc.map(|r| r.map_err(|e| e.to_string())), "readyz: no DC answering");
+        tracing::warn!(result = ?dc.map(|r| r.map_err(|e| e.to_string())), "readyz: no DC responding");
         missing.push("directory");
     }
     if missing.is_empty() {
@@ -141,7 +141,7 @@ pub fn spawn_dc_watch(
             tick.tick().await;
             for (idx, url) in directory.dc_urls().into_iter().enumerate() {
                 if let Err(e) = directory.ping_at(idx).await {
-                    tracing::warn!(dc = %url, error = %e, "DC not answering");
+                    tracing::warn!(dc = %url, error = %e, "DC not responding");
                 }
                 if !url.to_ascii_lowercase().starts_with("ldaps:") {
                     continue;

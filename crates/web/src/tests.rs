@@ -583,7 +583,7 @@ async fn one_support_id_finds_the_page_the_audit_record_and_the_log_lines() {
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| l.contains(&id)).collect();
     assert!(
-        lines.iter().any(|l| l.contains("\"answered\"")),
+        lines.iter().any(|l| l.contains("\"request done\"")),
         "the request's log lines carry its support id: {text}"
     );
     assert!(

@@ -31,7 +31,7 @@ pub(crate) async fn span(State(state): State<AppState>, mut req: Request, next: 
     tracing::info!(
         status = res.status().as_u16(),
         ms = started.elapsed().as_millis(),
-        "answered"
+        "request done"
     );
     res
 }
