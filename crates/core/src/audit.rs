@@ -39,6 +39,27 @@ pub enum Operation {
     Reminder,
 }
 
+impl Operation {
+    /// Its serialised name (`reset`, `method_removed`, …): the metric label and the export's.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Identify => "identify",
+            Self::Verify => "verify",
+            Self::Reset => "reset",
+            Self::Unlock => "unlock",
+            Self::Change => "change",
+            Self::Enroll => "enroll",
+            Self::MethodRemoved => "method_removed",
+            Self::HelpdeskCode => "helpdesk_code",
+            Self::Notify => "notify",
+            Self::SyncProof => "sync_proof",
+            Self::Canary => "canary",
+            Self::Reminder => "reminder",
+        }
+    }
+}
+
 /// One landing zone's result for an operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoneResult {
@@ -145,26 +166,32 @@ pub fn verify<'a>(
     Ok(prev)
 }
 
+/// A valid chain of `n` records whose bodies are `body(seq)` (tests).
+#[cfg(test)]
+pub(crate) fn test_chain(n: i64, body: impl Fn(i64) -> String) -> Vec<AuditRecord> {
+    let mut prev = GENESIS;
+    (1..=n)
+        .map(|seq| {
+            let body = body(seq);
+            let hash = chain_hash(&prev, seq, &body);
+            let r = AuditRecord {
+                seq,
+                body,
+                prev_hash: prev,
+                hash,
+            };
+            prev = hash;
+            r
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn chain(n: i64) -> Vec<AuditRecord> {
-        let mut prev = GENESIS;
-        (1..=n)
-            .map(|seq| {
-                let body = format!("{{\"n\":{seq}}}");
-                let hash = chain_hash(&prev, seq, &body);
-                let r = AuditRecord {
-                    seq,
-                    body,
-                    prev_hash: prev,
-                    hash,
-                };
-                prev = hash;
-                r
-            })
-            .collect()
+        test_chain(n, |seq| format!("{{\"n\":{seq}}}"))
     }
 
     #[test]

@@ -73,25 +73,6 @@ pub fn line(
     }
 }
 
-/// The operation's stable name (`reset`, `method_removed`, …), as in the record's JSON.
-#[must_use]
-pub fn operation_name(op: Operation) -> &'static str {
-    match op {
-        Operation::Identify => "identify",
-        Operation::Verify => "verify",
-        Operation::Reset => "reset",
-        Operation::Unlock => "unlock",
-        Operation::Change => "change",
-        Operation::Enroll => "enroll",
-        Operation::MethodRemoved => "method_removed",
-        Operation::HelpdeskCode => "helpdesk_code",
-        Operation::Notify => "notify",
-        Operation::SyncProof => "sync_proof",
-        Operation::Canary => "canary",
-        Operation::Reminder => "reminder",
-    }
-}
-
 /// A few words for people (the CEF Name).
 fn operation_title(op: Operation) -> &'static str {
     match op {
@@ -275,7 +256,7 @@ pub fn cef(record: &AuditRecord, event: &AuditEvent) -> String {
     let mut ext: Vec<(&str, String)> = vec![
         ("rt", event.at_ms.to_string()),
         ("externalId", record.seq.to_string()),
-        ("act", operation_name(op).into()),
+        ("act", op.as_str().into()),
         ("outcome", event.result.clone()),
     ];
     let suser = match &event.actor {
@@ -317,7 +298,7 @@ pub fn cef(record: &AuditRecord, event: &AuditEvent) -> String {
     format!(
         "CEF:0|Rekey|Rekey|{}|{}|{}|{}|{}",
         cef_header(env!("CARGO_PKG_VERSION")),
-        cef_header(operation_name(op)),
+        cef_header(op.as_str()),
         cef_header(operation_title(op)),
         cef_severity(event),
         extension.join(" ")
@@ -371,7 +352,7 @@ pub fn sd_name(value: &str, max: usize) -> String {
 #[must_use]
 pub fn syslog(record: &AuditRecord, event: &AuditEvent, sys: &SyslogOptions) -> String {
     let pri = u16::from(sys.facility.min(23)) * 8 + u16::from(syslog_severity(event));
-    let op = operation_name(event.operation);
+    let op = event.operation.as_str();
     let mut params: Vec<(&str, String)> = vec![
         ("seq", record.seq.to_string()),
         ("hash", hex(&record.hash)),

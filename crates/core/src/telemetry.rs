@@ -8,7 +8,7 @@
 
 use metrics::{counter, gauge};
 
-use crate::audit::{AuditEvent, Operation};
+use crate::audit::AuditEvent;
 
 /// One audit record written: the operation and its result, and each zone's outcome.
 pub(crate) fn recorded(event: &AuditEvent, seq: i64) {
@@ -44,25 +44,4 @@ pub(crate) fn self_service_lock() {
 pub(crate) fn message(channel: &'static str, sent: bool) {
     let result = if sent { "sent" } else { "failed" };
     counter!("rekey_messages_total", "channel" => channel, "result" => result).increment(1);
-}
-
-/// The audit operation's label value (its serialised name).
-impl Operation {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Identify => "identify",
-            Self::Verify => "verify",
-            Self::Reset => "reset",
-            Self::Unlock => "unlock",
-            Self::Change => "change",
-            Self::Enroll => "enroll",
-            Self::MethodRemoved => "method_removed",
-            Self::HelpdeskCode => "helpdesk_code",
-            Self::Notify => "notify",
-            Self::SyncProof => "sync_proof",
-            Self::Canary => "canary",
-            Self::Reminder => "reminder",
-        }
-    }
 }

@@ -23,8 +23,7 @@ use std::path::PathBuf;
 
 use rekey_core::audit::{AuditEvent, AuditRecord, GENESIS, Operation, chain_hash, verify};
 use rekey_core::audit_export::{
-    Format, SyslogOptions, actor_text, days_from_civil, decode, line, operation_name, rfc3339_ms,
-    zones_text,
+    Format, SyslogOptions, actor_text, days_from_civil, decode, line, rfc3339_ms, zones_text,
 };
 use rekey_core::store::{Store, StoreError};
 use rekey_store::SqlStore;
@@ -187,7 +186,7 @@ pub fn parse_until(s: &str) -> Result<i64, String> {
 /// A message for an unknown name.
 pub fn parse_operation(s: &str) -> Result<String, String> {
     serde_json::from_value::<Operation>(serde_json::Value::String(s.to_owned()))
-        .map(|op| operation_name(op).to_owned())
+        .map(|op| op.as_str().to_owned())
         .map_err(|_| {
             format!(
                 "{s:?} is not an operation (identify, verify, reset, unlock, change, enroll, \
@@ -240,7 +239,7 @@ fn describe(record: &AuditRecord, event: Option<&AuditEvent>, mark: &str) -> Str
         "{mark}#{}  {}  {} {}  support id {}  by {}\n",
         record.seq,
         rfc3339_ms(e.at_ms),
-        operation_name(e.operation),
+        e.operation.as_str(),
         shown(&e.result),
         shown(&e.support_id),
         shown(&actor_text(&e.actor)),
@@ -431,7 +430,7 @@ pub async fn export_to(
             let event = decode(record).ok_or_else(|| {
                 StoreError::Corrupt(format!("audit record {}: not an audit event", record.seq))
             })?;
-            let op = operation_name(event.operation);
+            let op = event.operation.as_str();
             if event.at_ms < since
                 || event.at_ms >= until
                 || (!ops.is_empty() && !ops.iter().any(|o| o == op))
