@@ -1,21 +1,7 @@
 use super::*;
 
 fn chain(n: i64) -> Vec<AuditRecord> {
-    let mut prev = GENESIS;
-    (1..=n)
-        .map(|seq| {
-            let body = format!("{{\"support_id\":\"S{seq}\"}}");
-            let hash = chain_hash(&prev, seq, &body);
-            let r = AuditRecord {
-                seq,
-                body,
-                prev_hash: prev,
-                hash,
-            };
-            prev = hash;
-            r
-        })
-        .collect()
+    crate::audit::test_chain(n, |seq| format!("{{\"support_id\":\"S{seq}\"}}"))
 }
 
 fn key(n: u8) -> CheckpointKey {
