@@ -27,12 +27,11 @@ pub async fn run_once(
     directory: &ActiveDirectory,
     within_days: u32,
     dry_run: bool,
-) -> Result<Vec<Due>, String> {
+) -> Result<Vec<Due>, rekey_core::DirectoryError> {
     let within = Duration::from_secs(u64::from(within_days) * 86_400);
     let due = directory
         .expiring_passwords(SystemTime::now(), within)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let mut out = Vec::with_capacity(due.len());
     for x in due {
         let ctx = RequestContext {
@@ -128,13 +127,7 @@ pub async fn command(
 ) -> Result<(), crate::admin::CliError> {
     let built = crate::portal::engine(config, false).await?;
     let days = days.unwrap_or(config.reminders.within_days);
-    let due = run_once(&built.engine, &built.directory, days, dry_run)
-        .await
-        .map_err(|e| {
-            crate::admin::CliError::Directory(rekey_core::DirectoryError::Unavailable(
-                rekey_core::Diagnostic::new(None, e),
-            ))
-        })?;
+    let due = run_once(&built.engine, &built.directory, days, dry_run).await?;
     if !dry_run {
         let _ = built.engine.deliver_outbox().await;
     }
