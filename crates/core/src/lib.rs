@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
+pub mod keyring;
 pub mod landing;
 pub mod mask;
 pub mod method;

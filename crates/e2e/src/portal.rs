@@ -128,6 +128,8 @@ pub fn dev_config(dev: &Dev, smtp: &SmtpConfig, dir: &std::path::Path) -> Config
         reminders: rekey::config::ops::RemindersSection::default(),
         doctor: rekey::config::ops::DoctorSection::default(),
         audit: rekey::config::audit::AuditSection::default(),
+        api: rekey::config::api::ApiSection::default(),
+        helpdesk: rekey::config::helpdesk::HelpdeskSection::default(),
     }
 }
 

@@ -65,6 +65,12 @@ pub struct Config {
     /// Signed checkpoints of the audit chain.
     #[serde(default)]
     pub audit: audit::AuditSection,
+    /// Bearer tokens of the integrations that may use the JSON API.
+    #[serde(default)]
+    pub api: api::ApiSection,
+    /// The helpdesk console and approvals.
+    #[serde(default)]
+    pub helpdesk: helpdesk::HelpdeskSection,
 }
 
 impl Config {
@@ -581,9 +587,11 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
+pub mod api;
 pub mod audit;
 mod entra;
 mod env;
+pub mod helpdesk;
 pub mod methods;
 pub mod ops;
 

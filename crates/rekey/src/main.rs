@@ -1,6 +1,8 @@
 //! `rekey`: the binary that wires Rekey's adapters together.
 
-use rekey::{admin, audit_chain, audit_cmd, check, config, doctor, remind, serve};
+use rekey::{
+    admin, api_token, audit_chain, audit_cmd, check, config, doctor, keys, remind, serve,
+};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,6 +99,18 @@ enum AdminCommand {
         #[arg(long)]
         days: Option<u32>,
     },
+    /// Make a bearer token for an integration of the JSON API: prints the token once and the
+    /// `[[api.clients]]` entry (with only its hash) to add to the config.
+    ApiToken {
+        /// A name for the integration (the actor in its audit records).
+        name: String,
+        /// What it may call (repeat or comma-separate).
+        #[arg(long = "scope", value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+    },
+    /// Seal every stored secret under the current key of `[secrets] key_dir` (after adding a
+    /// new key file there), while the server runs; prints what is left under older keys.
+    RotateKey,
 }
 
 #[derive(Subcommand)]
@@ -272,6 +286,10 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Admin(AdminCommand::Enroll { user, email }) => {
             admin::enroll(&config, &user, &email).await
         }
+        Command::Admin(AdminCommand::ApiToken { name, scopes }) => {
+            api_token::command(&config, &name, &scopes)
+        }
+        Command::Admin(AdminCommand::RotateKey) => keys::rotate_command(&config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,9 +54,11 @@ pub struct Portal {
     directory_config: rekey_directory::AdConfig,
     /// `[audit] checkpoint_key_file`, loaded at start; taken by the checkpoint task.
     checkpoints: std::sync::Mutex<Option<(rekey_core::audit_checkpoint::CheckpointKey, Duration)>>,
+    /// `[audit.forward]`, started with the other workers.
+    forward: Option<crate::config::audit::ForwardSection>,
 }
 
-async fn sids(
+pub(crate) async fn sids(
     ad: &ActiveDirectory,
     key: &'static str,
     dns: &[String],
@@ -147,6 +149,7 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
     config.engine.apply(&mut engine_config);
     config.passwords.apply(&mut engine_config);
     crate::config::methods::apply(config, &mut engine_config)?;
+    engine_config.helpdesk = config.helpdesk.rules(&ad).await?;
     let sms = sms_sender(config)?;
     let passkeys = passkeys(config, server)?;
     let mut zones: Vec<Arc<dyn LandingZone>> = vec![ad.clone()];
@@ -167,6 +170,7 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
         protected,
         config: engine_config,
         otp_key,
+        keys: crate::keys::ring(config, &otp_key)?,
         banned: config.passwords.banned_list()?,
         breached: config.passwords.breached()?,
         sms,
@@ -257,6 +261,7 @@ pub async fn build_portal(config: &Config) -> Result<Portal, CliError> {
         identify_deadline: Duration::from_millis(server.identify_deadline_ms),
         answer_deadline: Duration::from_millis(server.answer_deadline_ms),
         password_deadline: Duration::from_millis(server.password_deadline_ms),
+        api_clients: config.api.clients()?,
         ..rekey_web::WebConfig::default()
     };
     let checkpoint_key = match &config.audit.checkpoint_key_file {
@@ -293,6 +298,7 @@ pub async fn build_portal(config: &Config) -> Result<Portal, CliError> {
         reminders: config.reminders.clone(),
         directory_config: config.directory.clone(),
         checkpoints: std::sync::Mutex::new(checkpoint_key),
+        forward: config.audit.forward.clone(),
     })
 }
 
@@ -347,6 +353,10 @@ impl Portal {
                 every,
             ));
         }
+        tasks.extend(crate::forward::spawn(
+            self.forward.as_ref(),
+            self.built.store.clone(),
+        ));
         if let Some(canary) = &self.canary {
             tasks.push(
                 canary

@@ -32,6 +32,8 @@ mod sql;
 mod audit_query;
 mod checkpoints;
 mod enrollments;
+mod forward;
+mod keys;
 mod ops;
 mod outbox;
 mod rate;

@@ -5,8 +5,10 @@
 //! are thin (parse → one engine call → view); flow state lives server-side, the browser holds only
 //! the opaque flow id in a `__Host-` cookie (invariant 12).
 
+pub mod api;
 mod catalog;
 mod handlers;
+mod helpdesk;
 mod i18n;
 mod security;
 mod views;
@@ -37,6 +39,8 @@ pub struct WebConfig {
     pub password_deadline: Duration,
     /// Request bodies above this are refused with 413 (invariant 18).
     pub body_limit: usize,
+    /// The integrations that may call the JSON API; empty: none can.
+    pub api_clients: Vec<api::ApiClient>,
 }
 
 impl Default for WebConfig {
@@ -48,6 +52,7 @@ impl Default for WebConfig {
             answer_deadline: Duration::from_millis(400),
             password_deadline: Duration::from_millis(1500),
             body_limit: 16 * 1024,
+            api_clients: Vec::new(),
         }
     }
 }
@@ -142,6 +147,8 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
             "/enroll/questions",
             get(h::enroll_questions).post(h::enroll_questions_post),
         )
+        .merge(helpdesk::routes())
+        .merge(api::routes())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(axum::middleware::from_fn(security::headers))
         .layer(axum::middleware::from_fn_with_state(

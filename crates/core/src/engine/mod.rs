@@ -13,6 +13,7 @@ mod change;
 mod enroll;
 mod gate;
 mod gates;
+pub mod helpdesk;
 mod jobs;
 mod methods;
 #[cfg(test)]
@@ -121,6 +122,8 @@ pub struct EngineConfig {
     /// Public base URL for links in mail (never the request's Host header, invariant 16).
     pub public_base_url: String,
     pub organisation: String,
+    /// Who may use the helpdesk console, who approves, and whose accounts need approval.
+    pub helpdesk: helpdesk::HelpdeskRules,
 }
 
 impl Default for EngineConfig {
@@ -156,6 +159,7 @@ impl Default for EngineConfig {
             pow_fallback_secs: 10,
             public_base_url: "https://localhost".into(),
             organisation: "Rekey".into(),
+            helpdesk: helpdesk::HelpdeskRules::default(),
         }
     }
 }
@@ -368,6 +372,8 @@ pub struct Parts {
     pub config: EngineConfig,
     /// HMAC key for one-time code hashes (the same on every replica).
     pub otp_key: [u8; 32],
+    /// The keys that seal stored secrets (TOTP seeds, answers, queued messages).
+    pub keys: Arc<dyn crate::keyring::KeyRing>,
     /// Banned passwords (shipped list + the admin's terms), checked before any zone is written.
     pub banned: crate::banned::BannedList,
     /// Known-breached passwords (an HIBP-style range API or a local SHA-1 file), if configured.

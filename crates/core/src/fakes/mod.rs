@@ -481,6 +481,10 @@ fn build_world(b: WorldBuilder) -> World {
         protected: crate::tier::ProtectedGroups::new(&domain, []),
         config,
         otp_key: [9; 32],
+        keys: Arc::new(crate::keyring::StaticKeys(vec![crate::keyring::Kek {
+            id: "test-1".into(),
+            key: zeroize::Zeroizing::new([7; 32]),
+        }])),
         banned: crate::banned::BannedList::global(),
         breached: Some(breached.clone()),
         sms: with_sms.then(|| sms.clone() as Arc<dyn crate::notify::SmsSender>),

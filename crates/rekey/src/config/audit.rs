@@ -15,6 +15,17 @@ pub struct AuditSection {
     /// Seconds between checkpoints of the chain's head written by `rekey serve` (default 3600).
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every_secs: u64,
+    /// Forward every record to a syslog receiver as it is written.
+    #[serde(default)]
+    pub forward: Option<ForwardSection>,
+}
+
+/// `[audit.forward]`: the continuous forwarder (`crate::forward`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSection {
+    /// host:port of the RFC 5424 receiver.
+    pub target: String,
 }
 
 impl Default for AuditSection {
@@ -22,6 +33,7 @@ impl Default for AuditSection {
         Self {
             checkpoint_key_file: None,
             checkpoint_every_secs: default_checkpoint_every(),
+            forward: None,
         }
     }
 }

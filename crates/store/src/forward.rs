@@ -1,0 +1,1 @@
+//! The forwarder's cursor: the last audit record sent to each syslog target.

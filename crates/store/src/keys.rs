@@ -1,0 +1,1 @@
+//! Re-sealing stored secrets under a new key (`rekey admin rotate-key`).
