@@ -71,6 +71,23 @@ pub struct Config {
     /// The helpdesk console and approvals.
     #[serde(default)]
     pub helpdesk: helpdesk::HelpdeskSection,
+    /// The keys that seal the secrets the store holds.
+    #[serde(default)]
+    pub secrets: SecretsSection,
+}
+
+/// `[secrets]`: the key-encryption keys of the secrets the store holds (TOTP seeds, question
+/// hashes, queued messages), outside the database (invariant 29).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSection {
+    /// A directory of key files, `<id>.key`, each 64 hex digits (mode 0600): the file whose id
+    /// sorts last seals new secrets, every file opens what it sealed. `rekey admin rotate-key`
+    /// adds a key (named by UTC time) and re-seals everything under it while the server runs;
+    /// running servers pick new files up within seconds. The same files on every replica.
+    /// Unset: secrets are sealed under a key derived from `server.secret_key_file`.
+    #[serde(default)]
+    pub key_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -381,6 +398,9 @@ pub enum ConfigError {
     /// `REKEY_*` variables that are no config key (one message per variable, `; `-separated).
     #[error("RK-CFG-004: {0}")]
     UnknownEnv(String),
+    /// Stored secrets and key files do not match (`[secrets]`, `rekey admin rotate-key`).
+    #[error("RK-KEY-001: {0}")]
+    Keys(String),
 }
 
 impl Config {

@@ -116,6 +116,8 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
     let otp_key = crate::config::read_secret_key(&server.secret_key_file)?;
     let ad = Arc::new(ActiveDirectory::connect(&config.directory).await?);
     let store = store(config).await?;
+    let keys = crate::keys::ring(config, &otp_key)?;
+    crate::keys::check_store(keys.as_ref(), &store).await?;
     let mailer: Arc<dyn Mailer> = match &config.smtp {
         Some(smtp) => Arc::new(
             rekey_notify::SmtpMailer::new(smtp).map_err(|e| missing("smtp", &e.to_string()))?,
@@ -170,7 +172,7 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
         protected,
         config: engine_config,
         otp_key,
-        keys: crate::keys::ring(config, &otp_key)?,
+        keys,
         banned: config.passwords.banned_list()?,
         breached: config.passwords.breached()?,
         sms,

@@ -311,3 +311,58 @@ fn config_check_proves_the_entra_credential() {
     assert!(!t.contains("not-the-secret"), "the secret never shows: {t}");
     drop(cloud);
 }
+
+/// `rekey admin rotate-key` makes the first key of `[secrets] key_dir` (mode 0600) and a second
+/// that sorts after it; a store whose values name a key the server does not have stops every
+/// command that builds the engine (as `rekey serve` does) with RK-KEY-001 naming the key.
+#[test]
+fn rotate_key_adds_keys_and_a_missing_key_stops_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("rekey-cli-{}-rotate", std::process::id()));
+    let keys = dir.join("keys");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&keys).unwrap();
+    let c = config(
+        "rotate",
+        &format!("[secrets]\nkey_dir = {:?}\n", keys.display().to_string()),
+    );
+    let key_files = || {
+        let mut names: Vec<String> = std::fs::read_dir(&keys)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let o = rekey(&c, &["admin", "rotate-key"], "");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("new key"), "{}", text(&o));
+    let first = key_files();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let mode = std::fs::metadata(keys.join(&first[0])).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Key ids are UTC seconds: the second must sort after the first.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let o = rekey(&c, &["admin", "rotate-key"], "");
+    assert!(o.status.success(), "{}", text(&o));
+    let second = key_files();
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert!(second[1] > first[0]);
+
+    // A value sealed under a key that is not in key_dir (a lost or forgotten file).
+    let db = c.with_file_name("rekey.db");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"INSERT INTO enrollments (user_guid, method, value, verified_at, data, key_id) VALUES (randomblob(16), 'totp', 'app', 1, x'00', '20200101T000000Z')\"); c.commit()",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let o = rekey(&c, &["admin", "enrollment-report"], "");
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("RK-KEY-001") && t.contains("20200101T000000Z"), "{t}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

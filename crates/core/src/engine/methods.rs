@@ -3,10 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{Engine, EngineError, EngineResult};
@@ -40,55 +36,33 @@ pub struct ReportRow {
 }
 
 impl Engine {
-    /// The key method secrets are sealed with, and its id (stored with each record so a
-    /// rotation can tell which key opens which record).
-    fn method_key(&self) -> (String, Aes256Gcm) {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.inner.otp_key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        mac.update(b"rekey method seal v1");
-        let key = mac.finalize().into_bytes();
-        let id: String = Sha256::digest(key)
-            .iter()
-            .take(4)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        (format!("srv1-{id}"), Aes256Gcm::new(&key))
-    }
-
-    /// The id of the key new secrets are sealed under.
+    /// The id of the key new secrets are sealed under (stored with each record so a rotation
+    /// can find what is sealed under an older key).
     pub(crate) fn method_key_id(&self) -> String {
-        self.method_key().0
+        self.inner.keys.current().id
     }
 
-    fn aad(user: &Guid, kind: MethodKind) -> Vec<u8> {
-        [user.0.as_slice(), kind.as_str().as_bytes()].concat()
-    }
-
-    /// Seal a method's secret for `user` (AES-256-GCM, bound to user and method).
+    /// Seal a method's secret for `user` (an envelope: a fresh AES-256-GCM data key wrapped by
+    /// the current key, the data bound to user and method). Returns the key id and the value.
     pub(crate) fn seal_method(
         &self,
         user: &Guid,
         kind: MethodKind,
         plain: &[u8],
     ) -> (String, Vec<u8>) {
-        let (id, cipher) = self.method_key();
-        let mut nonce = [0u8; 12];
-        self.inner.random.fill(&mut nonce);
-        let aad = Self::aad(user, kind);
-        let sealed = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: &aad,
-                },
-            )
-            .unwrap_or_default();
-        (id, [nonce.as_slice(), &sealed].concat())
+        let kek = self.inner.keys.current();
+        let sealed = crate::keyring::seal(
+            &kek,
+            self.inner.random.as_ref(),
+            &crate::keyring::method_binding(user, kind),
+            plain,
+        );
+        (kek.id, sealed)
     }
 
-    /// Open what `seal_method` sealed. A record under a key that is not loaded is an error the
-    /// operator must see (never silently treated as "not enrolled").
+    /// Open what `seal_method` sealed (or a value from before envelopes, under `key_id`). A
+    /// record under a key that is not loaded is an error the operator must see (never silently
+    /// treated as "not enrolled").
     pub(crate) fn open_method(
         &self,
         user: &Guid,
@@ -96,24 +70,19 @@ impl Engine {
         key_id: &str,
         data: &[u8],
     ) -> EngineResult<Zeroizing<Vec<u8>>> {
-        let (id, cipher) = self.method_key();
-        if key_id != id {
-            return Err(EngineError::SealedKey(key_id.to_owned()));
-        }
-        let (nonce, sealed) = data
-            .split_at_checked(12)
-            .ok_or_else(|| EngineError::SealedKey(key_id.to_owned()))?;
-        let aad = Self::aad(user, kind);
-        cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| EngineError::SealedKey(key_id.to_owned()))
+        crate::keyring::open(
+            self.inner.keys.as_ref(),
+            key_id,
+            &crate::keyring::method_binding(user, kind),
+            data,
+        )
+        .map_err(|e| {
+            let id = match e {
+                crate::keyring::SealError::MissingKey(id) => id,
+                crate::keyring::SealError::Damaged => key_id.to_owned(),
+            };
+            EngineError::SealedKey(id)
+        })
     }
 
     /// The gate rule of the account's tier; `None`: its tier may not use self-service.

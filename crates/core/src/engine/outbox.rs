@@ -57,7 +57,9 @@ pub(crate) fn backoff(attempts: u32) -> i64 {
 }
 
 impl Engine {
-    fn outbox_cipher(&self) -> Aes256Gcm {
+    /// The key queued items were sealed with before envelopes (derived from the one-time-code
+    /// key); still read so that an upgrade delivers what was queued before it.
+    fn legacy_outbox_cipher(&self) -> Aes256Gcm {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.inner.otp_key)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(b"rekey outbox seal v1");
@@ -69,27 +71,33 @@ impl Engine {
         self.seal_bytes(id, &plain)
     }
 
-    /// Seal `plain` for the outbox item `id` (bound to it as associated data).
+    /// Seal `plain` for the outbox item `id` (an envelope under the current key, bound to the
+    /// item id as associated data).
     pub(crate) fn seal_bytes(&self, id: &str, plain: &[u8]) -> Vec<u8> {
-        let mut nonce = [0u8; 12];
-        self.inner.random.fill(&mut nonce);
-        let sealed = self
-            .outbox_cipher()
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: id.as_bytes(),
-                },
-            )
-            .unwrap_or_default();
-        [nonce.as_slice(), &sealed].concat()
+        crate::keyring::seal(
+            &self.inner.keys.current(),
+            self.inner.random.as_ref(),
+            id.as_bytes(),
+            plain,
+        )
     }
 
-    /// The item's payload, if it unseals under this server's key.
+    /// The item's payload, if it unseals under this server's keys.
     pub(crate) fn unseal_bytes(&self, item: &OutboxItem) -> Option<Zeroizing<Vec<u8>>> {
+        if crate::keyring::envelope_key_id(&item.payload).is_some() {
+            match crate::keyring::open(
+                self.inner.keys.as_ref(),
+                "",
+                item.id.as_bytes(),
+                &item.payload,
+            ) {
+                Ok(plain) => return Some(plain),
+                Err(crate::keyring::SealError::MissingKey(_)) => return None,
+                Err(crate::keyring::SealError::Damaged) => {}
+            }
+        }
         let (nonce, sealed) = item.payload.split_at_checked(12)?;
-        self.outbox_cipher()
+        self.legacy_outbox_cipher()
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {
@@ -99,6 +107,12 @@ impl Engine {
             )
             .ok()
             .map(Zeroizing::new)
+    }
+
+    /// The item is an envelope under a key this server does not have.
+    fn key_missing(&self, item: &OutboxItem) -> bool {
+        crate::keyring::envelope_key_id(&item.payload)
+            .is_some_and(|id| self.inner.keys.get(id).is_none())
     }
 
     fn unseal(&self, item: &OutboxItem) -> Option<Message> {
@@ -257,6 +271,15 @@ impl Engine {
                     }
                     Err(NotifyError::Refused(_) | NotifyError::Address(_)) => "refused",
                 }
+            } else if self.key_missing(&item) {
+                // Sealed under a key this replica does not have (yet): another replica, or
+                // this one after its key file is restored, delivers it; never given up early.
+                let at = now + backoff(item.attempts);
+                if at < item.expires_at {
+                    self.inner.store.retry(&item.id, item.attempts, at).await?;
+                    continue;
+                }
+                "key_missing"
             } else {
                 "unsealable"
             };
