@@ -101,6 +101,25 @@ impl SqlStore {
 }
 
 impl Store for SqlStore {
+    /// One pre-selecting query (`audit_by_target`: the account in the body, the time in `at_ms`)
+    /// instead of walking the whole chain.
+    fn recent_audit_of<'a>(
+        &'a self,
+        target_guid: &'a str,
+        since_ms: i64,
+        limit: usize,
+    ) -> BoxFuture<'a, StoreResult<Vec<rekey_core::audit::AuditEvent>>> {
+        Box::pin(async move {
+            let records = self.audit_by_target(target_guid, since_ms, i64::MAX).await?;
+            Ok(records
+                .iter()
+                .rev()
+                .filter_map(rekey_core::audit_export::decode)
+                .take(limit)
+                .collect())
+        })
+    }
+
     fn insert_flow<'a>(&'a self, flow: &'a FlowRecord) -> BoxFuture<'a, StoreResult<()>> {
         const SQL: &str = concat!(
             "INSERT INTO flows (",

@@ -103,7 +103,6 @@ where
 }
 
 /// `<name>::sqlite` and `<name>::postgres` running `async fn <name>(env: Arc<Env>)`.
-
 macro_rules! both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {

@@ -9,7 +9,30 @@ use crate::support::{self, Kind, NOW, TestDb, event};
 contract!(
     audit_chain_is_unbroken_across_replicas,
     audit_after_pages_in_order,
+    recent_audit_of_is_one_accounts_newest_events,
 );
+
+/// What the helpdesk console shows of a user: that account's events since a time, newest
+/// first, at most `limit` — the same from the SQL query as from the trait's walk (MemStore).
+async fn recent_audit_of_is_one_accounts_newest_events(db: TestDb) {
+    let s = db.store().await;
+    let other = support::guid(2).to_string();
+    for n in 1..=8 {
+        let mut e = event(n);
+        if n % 3 == 0 {
+            e.target_guid = Some(other.clone());
+        }
+        s.append_audit(&e).await.unwrap();
+    }
+    let mine = support::guid(1).to_string();
+    let since = NOW * 1000 + 2;
+    let got = s.recent_audit_of(&mine, since, 3).await.unwrap();
+    let ids: Vec<&str> = got.iter().map(|e| e.support_id.as_str()).collect();
+    assert_eq!(ids, ["RK-000008", "RK-000007", "RK-000005"]);
+    let all = s.recent_audit_of(&mine, 0, 100).await.unwrap();
+    assert_eq!(all.len(), 6);
+    assert!(s.recent_audit_of("no-such-account", 0, 10).await.unwrap().is_empty());
+}
 
 async fn audit_chain_is_unbroken_across_replicas(db: TestDb) {
     let (a, b) = (db.store().await, db.store().await);
