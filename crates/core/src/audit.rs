@@ -37,6 +37,12 @@ pub enum Operation {
     Canary,
     /// A password expiry reminder was mailed.
     Reminder,
+    /// An operator signed in to the helpdesk console (password, then a second factor).
+    HelpdeskSignIn,
+    /// "User must change password at next logon" was set (`pwdLastSet = 0`).
+    MustChange,
+    /// A helpdesk action on a sensitive account was requested, approved or rejected.
+    Approval,
 }
 
 impl Operation {
@@ -56,6 +62,9 @@ impl Operation {
             Self::SyncProof => "sync_proof",
             Self::Canary => "canary",
             Self::Reminder => "reminder",
+            Self::HelpdeskSignIn => "helpdesk_sign_in",
+            Self::MustChange => "must_change",
+            Self::Approval => "approval",
         }
     }
 }

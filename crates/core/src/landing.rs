@@ -396,6 +396,19 @@ pub trait LandingZone: Send + Sync {
         grant: &'a WriteGrant<'a>,
     ) -> BoxFuture<'a, Result<Landed, LandingError>>;
 
+    /// Require a password change at next logon without touching the password (AD:
+    /// `pwdLastSet = 0`). Default: refused (a zone that cannot do it says so, nothing changes).
+    fn require_change<'a>(
+        &'a self,
+        grant: &'a WriteGrant<'a>,
+    ) -> BoxFuture<'a, Result<Landed, LandingError>> {
+        let _ = grant;
+        Box::pin(std::future::ready(Err(LandingError::Rejected {
+            reason: Rejection::Refused,
+            diagnostic: Diagnostic::new(None, "this zone cannot require a change at next logon"),
+        })))
+    }
+
     /// What this zone will do for `account`, asked before any zone is written. `Err(Rejected)`
     /// (e.g. `Privileged`) stops the whole operation before anything is written; any other
     /// error defers this zone to the outbox (asked again there). Default: `Write`, no extra rules.

@@ -29,6 +29,10 @@ pub enum FlowKind {
     Receipt,
     /// Not a flow either: holds a helpdesk one-time code for its user until used or expired.
     Helpdesk,
+    /// A helpdesk console session (an operator signed in).
+    Console,
+    /// A pending helpdesk approval (and the index of pending approvals).
+    Approval,
 }
 
 impl FlowKind {
@@ -41,6 +45,8 @@ impl FlowKind {
             Self::Enroll => "enroll",
             Self::Receipt => "receipt",
             Self::Helpdesk => "helpdesk",
+            Self::Console => "console",
+            Self::Approval => "approval",
         }
     }
 
@@ -53,6 +59,8 @@ impl FlowKind {
             Self::Enroll,
             Self::Receipt,
             Self::Helpdesk,
+            Self::Console,
+            Self::Approval,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -367,4 +375,36 @@ pub trait Store: Send + Sync {
         after: i64,
         limit: u32,
     ) -> BoxFuture<'a, StoreResult<Vec<AuditRecord>>>;
+
+    /// The newest `limit` events whose target is `target_guid` (as the events hold it) with
+    /// `at_ms >= since_ms`, newest first: what the helpdesk console shows of a user. The default
+    /// walks the chain in pages; an adapter with an index should answer it with one query.
+    fn recent_audit_of<'a>(
+        &'a self,
+        target_guid: &'a str,
+        since_ms: i64,
+        limit: usize,
+    ) -> BoxFuture<'a, StoreResult<Vec<AuditEvent>>> {
+        Box::pin(async move {
+            let mut found = std::collections::VecDeque::new();
+            let mut after = 0;
+            loop {
+                let page = self.audit_after(after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for r in &page {
+                    if let Some(e) = crate::audit_export::decode(r)
+                        && e.target_guid.as_deref() == Some(target_guid)
+                        && e.at_ms >= since_ms
+                    {
+                        found.push_back(e);
+                        if found.len() > limit {
+                            found.pop_front();
+                        }
+                    }
+                }
+            }
+            Ok(found.into_iter().rev().collect())
+        })
+    }
 }

@@ -190,6 +190,15 @@ impl ActiveDirectory {
         )];
         self.write(&account.dn, mods, vec![]).await
     }
+
+    /// "User must change password at next logon": `pwdLastSet = 0` (AD accepts only 0 and -1).
+    async fn require_change_at_logon(&self, account: &Account) -> Result<Landed, LandingError> {
+        let mods = vec![Mod::Replace(
+            Value::text("pwdLastSet"),
+            Value::text("0").one(),
+        )];
+        self.write(&account.dn, mods, vec![]).await
+    }
 }
 
 fn reason_code(r: Rejection) -> &'static str {
@@ -224,5 +233,12 @@ impl LandingZone for ActiveDirectory {
         grant: &'a WriteGrant<'a>,
     ) -> BoxFuture<'a, Result<Landed, LandingError>> {
         Box::pin(self.unlock_account(grant.account()))
+    }
+
+    fn require_change<'a>(
+        &'a self,
+        grant: &'a WriteGrant<'a>,
+    ) -> BoxFuture<'a, Result<Landed, LandingError>> {
+        Box::pin(self.require_change_at_logon(grant.account()))
     }
 }

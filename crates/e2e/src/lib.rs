@@ -49,6 +49,7 @@
 mod browser;
 pub mod cloud;
 pub mod dev;
+mod directory_fixture;
 mod error;
 pub mod http;
 #[cfg(feature = "portal")]

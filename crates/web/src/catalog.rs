@@ -201,6 +201,67 @@ pub static MESSAGES: &[Msg] = &[
              Sie es in Kürze erneut.",
     },
     Msg {
+        code: "RK-HD-001",
+        de: "Die Helpdesk-Konsole verlangt einen zweiten Faktor, und Ihr Konto hat keinen. \
+             Richten Sie im Portal unter „Wiederherstellungsmethoden einrichten“ eine \
+             Authenticator-App, eine E-Mail-Adresse oder eine Telefonnummer ein und melden Sie \
+             sich dann erneut an.",
+    },
+    Msg {
+        code: "RK-HD-002",
+        de: "Ihr Konto darf dies hier nicht tun (Operator- oder Freigabegruppe).",
+    },
+    Msg {
+        code: "RK-HD-003",
+        de: "Prüfen Sie zuerst den Anrufer: Senden Sie einen Code und geben Sie ein, was er \
+             Ihnen vorliest.",
+    },
+    Msg {
+        code: "RK-HD-004",
+        de: "Dieser Benutzer hat keine E-Mail-Adresse und kein Telefon (älter als die \
+             Wartezeit), an die ein Prüfcode gehen kann; der Anrufer kann hier nicht geprüft \
+             werden. Folgen Sie Ihrem Verfahren zur persönlichen Identitätsprüfung.",
+    },
+    Msg {
+        code: "RK-HD-005",
+        de: "Sie können Ihre eigene Anfrage nicht freigeben. Eine andere freigebende Person muss \
+             entscheiden.",
+    },
+    Msg {
+        code: "RK-HD-006",
+        de: "Diese Anfrage ist abgelaufen oder wurde bereits entschieden.",
+    },
+    Msg {
+        code: "RK-HD-007",
+        de: "In der Konsole kann niemand am eigenen Konto handeln.",
+    },
+    Msg {
+        code: "RK-HD-008",
+        de: "Änderungen an den Anmeldemethoden privilegierter Konten brauchen die Freigabe Ihres \
+             Sicherheitsteams, und es sind keine freigebenden Personen eingerichtet. Es wurde \
+             nichts geändert; wenden Sie sich an Ihr IT-Sicherheitsteam.",
+    },
+    Msg {
+        code: "RK-ACC-002",
+        de: "Das Konto ist deaktiviert.",
+    },
+    Msg {
+        code: "RK-ACC-003",
+        de: "Das Konto verlangt eine Smartcard für die interaktive Anmeldung; es hat kein \
+             Kennwort zum Zurücksetzen.",
+    },
+    Msg {
+        code: "RK-SCOPE-001",
+        de: "Das Konto liegt außerhalb des Self-Service-Bereichs (Gruppen / OUs oder \
+             Pilotgruppe).",
+    },
+    Msg {
+        code: "RK-TIER-001",
+        de: "Das Konto ist privilegiert (Mitglied einer geschützten Gruppe); Rekey setzt \
+             privilegierte Konten nicht zurück und entsperrt sie nicht: Nutzen Sie Ihr \
+             Tier-0-Verfahren.",
+    },
+    Msg {
         code: "RK-MAIL-001",
         de: "Die E-Mail konnte gerade nicht gesendet werden. Es wurde nichts geändert; versuchen \
              Sie es in Kürze erneut.",
@@ -360,9 +421,30 @@ mod tests {
             BadPhone,
             Questions(rekey_core::questions::QuestionError::Count),
             ProofOfWork { challenge: String::new(), bits: 18, wait_secs: 10 },
-            SealedKey("srv1-00000000".into());
-            // The portal never says why an account may not use self-service (invariant 9).
-            operator only: Ineligible, NoSuchAccount,
+            SealedKey("srv1-00000000".into()),
+            // The helpdesk console (operators see why they may not act).
+            OperatorNeedsFactor,
+            NotAllowed,
+            CallerNotVerified,
+            NoCallerMethod,
+            SelfApproval,
+            ApprovalGone,
+            OwnAccount,
+            // A privileged user's method change without approvers (fail closed).
+            NoApprovers,
+            Ineligible(rekey_core::scope::Ineligible::Disabled),
+            NoSuchAccount,
+        );
+        use rekey_core::scope::Ineligible as I;
+        all.extend(
+            [
+                I::SmartcardRequired,
+                I::OutOfScope,
+                I::NotInPilot,
+                I::PrivilegedExcluded,
+            ]
+            .into_iter()
+            .map(EngineError::Ineligible),
         );
         all.extend(landing_errors().into_iter().map(EngineError::Landing));
         all.extend(directory_errors().into_iter().map(EngineError::Directory));

@@ -145,7 +145,19 @@ pub struct MethodsPage {
     pub rows: Vec<MethodRow>,
     /// Reminders: fewer methods than needed, a passkey missing.
     pub reminders: Vec<String>,
+    /// Changes waiting for an approver (privileged tier), in words.
+    pub pending: Vec<String>,
     pub add: Vec<AddAction>,
+}
+
+/// A privileged user's method change was filed for approval: what, the request id, the expiry.
+#[derive(Template)]
+#[template(path = "enroll_pending.html")]
+pub struct ApprovalPendingPage {
+    pub c: Common,
+    pub message: String,
+    pub id: String,
+    pub support_id: String,
 }
 
 pub struct MethodRow {

@@ -156,52 +156,7 @@ impl Engine {
         trail.methods(&["operator"]);
         let result = async {
             let account = self.operator_target(&mut trail, who).await?;
-            let allowed = self
-                .rule_for(&account)
-                .is_some_and(|r| r.allows(crate::method::Method::HelpdeskCode));
-            if !allowed {
-                trail.note("tier_forbids_helpdesk_code");
-                return Err(EngineError::MethodUnavailable);
-            }
-            let now = self.now();
-            let id = self.helpdesk_key(&account.guid);
-            let ttl = self.inner.config.helpdesk_code_ttl.clamp(60, 3600);
-            // The code hangs off a flow of its own (one per user: a new code replaces the old,
-            // and a reset deletes it with the user's other flows).
-            let _ = self.inner.store.delete_flow(&id).await?;
-            self.inner
-                .store
-                .insert_flow(&crate::store::FlowRecord {
-                    id: id.clone(),
-                    kind: crate::store::FlowKind::Helpdesk,
-                    user: Some(account.guid),
-                    state: "{}".into(),
-                    version: 0,
-                    created_at: now,
-                    expires_at: now + ttl,
-                })
-                .await?;
-            let code = zeroize::Zeroizing::new(crate::otp::generate_digits(
-                self.inner.random.as_ref(),
-                crate::otp::HELPDESK_DIGITS,
-            ));
-            let challenge = crate::store::Challenge {
-                id: crate::clock::token(self.inner.random.as_ref(), 16),
-                flow_id: id.clone(),
-                user: account.guid,
-                purpose: "helpdesk".into(),
-                code_hash: crate::otp::hash(
-                    &self.inner.otp_key,
-                    &id,
-                    &account.guid,
-                    "helpdesk",
-                    &code,
-                ),
-                expires_at: now + ttl,
-                failed_attempts: 0,
-            };
-            self.inner.store.put_challenge(&challenge).await?;
-            Ok(code.as_str().to_owned())
+            self.issue_helpdesk_code(&mut trail, &account).await
         }
         .await;
         self.record(ctx, trail, result).await

@@ -2,8 +2,11 @@
 //! exists), then add or remove methods. Adding a method is a privileged act — whoever can add
 //! one can reset the password — so every change needs a sign-in ≤ 5 min old, is mailed to the
 //! user's existing addresses, audited, and a new method serves a reset only after a cool-down.
+//! A privileged user's change (when that tier is served) is proven here, then waits for an
+//! approver (`method_approval`).
 
 use super::gates::Choice;
+use super::method_approval::{EnrollOutcome, MethodChange, PendingChange};
 use super::methods::MethodView;
 use super::state::{Ceremony, FlowId, Loaded, Step};
 use super::trail::Trail;
@@ -34,6 +37,8 @@ pub enum EnrollStep {
         passkey_missing: bool,
         /// The admin's list of questions (empty: users write their own).
         questions: Vec<String>,
+        /// The user's changes waiting for an approver (privileged tier).
+        pending: Vec<PendingChange>,
     },
     /// A code went to this (masked) address or number.
     AwaitCode { masked: String, kind: MethodKind },
@@ -176,7 +181,14 @@ impl Engine {
         let needed = rule.as_ref().map_or(1, |r| usize::from(r.gates));
         let passkey_missing = rule.as_ref().is_some_and(|r| r.phishing_resistant)
             && !enrolled.iter().any(|e| e.method == MethodKind::Passkey);
+        let pending = if self.needs_approval(&account) {
+            let _ = self.expire_approvals().await;
+            self.pending_changes(user).await?
+        } else {
+            Vec::new()
+        };
         Ok(EnrollStep::Manage {
+            pending,
             methods: enrolled.iter().map(|e| self.view(e)).collect(),
             addable,
             needed,
@@ -291,13 +303,14 @@ impl Engine {
             .await
     }
 
-    /// Confirm the address or number with its code; the method is then enrolled.
+    /// Confirm the address or number with its code; the method is then enrolled (or, for a
+    /// privileged user, waits for an approver).
     pub async fn enroll_confirm(
         &self,
         ctx: &RequestContext,
         flow: &str,
         code: &str,
-    ) -> EngineResult<()> {
+    ) -> EngineResult<EnrollOutcome> {
         let mut trail = enroll_trail("code", "confirm");
         let result = self.enroll_confirm_inner(&mut trail, flow, code).await;
         self.record(ctx, trail, result).await
@@ -308,7 +321,7 @@ impl Engine {
         trail: &mut Trail,
         flow: &str,
         code: &str,
-    ) -> EngineResult<()> {
+    ) -> EngineResult<EnrollOutcome> {
         let (loaded, user, _) = self.signed_in(trail, flow).await?;
         let Step::AwaitEnrollCode {
             at,
@@ -333,7 +346,9 @@ impl Engine {
             .await
     }
 
-    /// Store a new or replaced method, go back to the methods page, and tell the user.
+    /// Store a new or replaced method, go back to the methods page, and tell the user. A
+    /// privileged user's method is kept in a request for approval instead (`held`: what the
+    /// approver applies; the enrollment itself when `None`).
     async fn save_method(
         &self,
         trail: &mut Trail,
@@ -342,7 +357,14 @@ impl Engine {
         at: i64,
         enrollment: Enrollment,
         new_address: Option<&str>,
-    ) -> EngineResult<()> {
+    ) -> EngineResult<EnrollOutcome> {
+        let live = self.account_of(&user).await?;
+        if self.needs_approval(&live) {
+            let change = MethodChange::add(&enrollment);
+            return self
+                .hold_method_change(trail, loaded, at, &live, change)
+                .await;
+        }
         let before = self.inner.store.enrollments(&user).await?;
         self.inner.store.upsert_enrollment(&enrollment).await?;
         trail.note("added");
@@ -355,7 +377,7 @@ impl Engine {
         let to_new = new_address.filter(|_| enrollment.method == MethodKind::Email);
         self.notify_method_change(&user, account.as_ref(), &before, &what, to_new)
             .await;
-        Ok(())
+        Ok(EnrollOutcome::Applied)
     }
 
     /// Begin setting up an authenticator app: a new seed, sealed in the flow until confirmed.
@@ -385,7 +407,7 @@ impl Engine {
         ctx: &RequestContext,
         flow: &str,
         code: &str,
-    ) -> EngineResult<()> {
+    ) -> EngineResult<EnrollOutcome> {
         let mut trail = enroll_trail("totp", "confirm");
         let result = async {
             let (loaded, user, _) = self.signed_in(&mut trail, flow).await?;
@@ -487,7 +509,7 @@ impl Engine {
         flow: &str,
         response: &str,
         label: &str,
-    ) -> EngineResult<()> {
+    ) -> EngineResult<EnrollOutcome> {
         let mut trail = enroll_trail("passkey", "register");
         let result = async {
             let (loaded, user, _) = self.signed_in(&mut trail, flow).await?;
@@ -513,6 +535,15 @@ impl Engine {
             let cred = passkeys
                 .finish_register(&ceremony.state, response, &label, self.now())
                 .map_err(|_| EngineError::PasskeyRefused)?;
+            // A privileged user's new credential alone waits for the approver, who merges it
+            // with the passkeys the user has THEN.
+            let live = self.account_of(&user).await?;
+            if self.needs_approval(&live) {
+                let change = MethodChange::passkey(&cred, &handle);
+                return self
+                    .hold_method_change(&mut trail, &loaded, at, &live, change)
+                    .await;
+            }
             let existing = self.inner.store.enrollments(&user).await?;
             let mut creds: Vec<PasskeyCredential> = existing
                 .iter()
@@ -542,7 +573,7 @@ impl Engine {
         ctx: &RequestContext,
         flow: &str,
         pairs: &[(String, String)],
-    ) -> EngineResult<()> {
+    ) -> EngineResult<EnrollOutcome> {
         let mut trail = Trail::new(Operation::Enroll);
         trail.methods(&["questions"]);
         let result = async {
@@ -591,13 +622,14 @@ impl Engine {
         self.record(ctx, trail, result).await
     }
 
-    /// Remove a method (every credential of its kind: all passkeys at once).
+    /// Remove a method (every credential of its kind: all passkeys at once). A privileged
+    /// user's removal waits for an approver like an add.
     pub async fn enroll_remove(
         &self,
         ctx: &RequestContext,
         flow: &str,
         kind: MethodKind,
-    ) -> EngineResult<()> {
+    ) -> EngineResult<EnrollOutcome> {
         let mut trail = Trail::new(Operation::MethodRemoved);
         trail.methods(&[kind.as_str()]);
         let result = async {
@@ -606,6 +638,16 @@ impl Engine {
                 return Err(EngineError::WrongStep);
             }
             let before = self.inner.store.enrollments(&user).await?;
+            let live = self.account_of(&user).await?;
+            if self.needs_approval(&live) {
+                let Some(e) = before.iter().find(|e| e.method == kind) else {
+                    return Err(EngineError::MethodUnavailable);
+                };
+                let change = MethodChange::remove(e, self.view(e).hint);
+                return self
+                    .hold_method_change(&mut trail, &loaded, at, &live, change)
+                    .await;
+            }
             if !self.inner.store.delete_enrollment(&user, kind).await? {
                 return Err(EngineError::MethodUnavailable);
             }
@@ -617,7 +659,7 @@ impl Engine {
             let what = format!("{} was removed", method_words(kind));
             self.notify_method_change(&user, account.as_ref(), &before, &what, None)
                 .await;
-            Ok(())
+            Ok(EnrollOutcome::Applied)
         }
         .await;
         self.record(ctx, trail, result).await
@@ -674,7 +716,7 @@ fn enroll_purpose(kind: MethodKind) -> String {
 }
 
 /// How a mail names a method.
-fn method_words(kind: MethodKind) -> &'static str {
+pub(super) fn method_words(kind: MethodKind) -> &'static str {
     match kind {
         MethodKind::Email => "an email address",
         MethodKind::Sms => "a phone number for text messages",

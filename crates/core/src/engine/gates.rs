@@ -80,12 +80,20 @@ const TOTP_REPLAY_WINDOW: i64 = 120;
 
 /// The kind of flow a step belongs to, for the audit.
 fn operation_of(kind: FlowKind) -> Operation {
-    if kind == FlowKind::Enroll {
-        Operation::Enroll
-    } else {
-        Operation::Verify
+    match kind {
+        FlowKind::Enroll => Operation::Enroll,
+        FlowKind::Console => Operation::HelpdeskSignIn,
+        _ => Operation::Verify,
     }
 }
+
+/// Every kind of flow that passes gates.
+const GATED: &[FlowKind] = &[
+    FlowKind::Reset,
+    FlowKind::Unlock,
+    FlowKind::Enroll,
+    FlowKind::Console,
+];
 
 impl Engine {
     /// What a real account's first gate accepts, decided once at identify from its usable
@@ -398,7 +406,32 @@ impl Engine {
         let names: Vec<&str> = passed.iter().map(|m| m.as_str()).collect();
         trail.methods(&names);
         let kind = loaded.record.kind;
-        let (step, more) = if kind == FlowKind::Enroll {
+        let (step, more) = if kind == FlowKind::Console {
+            let Step::Gate {
+                signed_in: Some(at),
+                ..
+            } = loaded.step
+            else {
+                return Err(EngineError::WrongStep);
+            };
+            let account = self
+                .inner
+                .directory
+                .by_guid(&user)
+                .await?
+                .ok_or(EngineError::FlowExpired)?;
+            trail.target(&account);
+            trail.note("second_factor");
+            let operator = account.sam_account_name;
+            (
+                Step::Console {
+                    at,
+                    operator,
+                    caller: None,
+                },
+                false,
+            )
+        } else if kind == FlowKind::Enroll {
             let Step::Gate {
                 signed_in: Some(at),
                 ..
@@ -462,6 +495,17 @@ impl Engine {
         code: &str,
     ) -> EngineResult<Progress> {
         self.verify_code(ctx, flow, code, &[FlowKind::Enroll]).await
+    }
+
+    /// The helpdesk console's second factor by a code (sent to the operator, or from the app).
+    pub async fn helpdesk_verify_factor(
+        &self,
+        ctx: &RequestContext,
+        flow: &str,
+        code: &str,
+    ) -> EngineResult<Progress> {
+        self.verify_code(ctx, flow, code, &[FlowKind::Console])
+            .await
     }
 
     async fn verify_code(
@@ -540,9 +584,7 @@ impl Engine {
     /// The methods that may serve as the next gate, with masked hints — only once a gate has
     /// passed (reset, unlock), or after the directory sign-in (enrollment's step-up).
     pub async fn gate_choices(&self, flow: &str) -> EngineResult<Vec<Choice>> {
-        let loaded = self
-            .load(flow, &[FlowKind::Reset, FlowKind::Unlock, FlowKind::Enroll])
-            .await?;
+        let loaded = self.load(flow, GATED).await?;
         self.choices(&loaded).await
     }
 
@@ -551,7 +593,19 @@ impl Engine {
             return Err(EngineError::WrongStep);
         };
         let user = loaded.user().ok_or(EngineError::FlowExpired)?;
-        let enrolled: Vec<Enrollment> = if loaded.record.kind == FlowKind::Enroll {
+        let enrolled: Vec<Enrollment> = if loaded.record.kind == FlowKind::Console {
+            // An operator's second factor: a code (sent, or from the app) on the console's
+            // script-free pages.
+            self.inner
+                .store
+                .enrollments(user)
+                .await?
+                .into_iter()
+                .filter(|e| {
+                    super::helpdesk::second_factor(e.method) && self.method_configured(e.method)
+                })
+                .collect()
+        } else if loaded.record.kind == FlowKind::Enroll {
             // Any method the user has proves it is them, cool-down or not; questions only when
             // nothing else is enrolled.
             let account = self
@@ -628,9 +682,7 @@ impl Engine {
         flow: &str,
         method: Method,
     ) -> EngineResult<Chosen> {
-        let loaded = self
-            .load(flow, &[FlowKind::Reset, FlowKind::Unlock, FlowKind::Enroll])
-            .await?;
+        let loaded = self.load(flow, GATED).await?;
         trail.target_guid(loaded.user());
         let user = *loaded.user().ok_or(EngineError::FlowExpired)?;
         if self.sspr_locked(&user).await? {
@@ -709,9 +761,7 @@ impl Engine {
     /// The page of the gate in progress: what a GET of the code, passkey or questions page
     /// shows (the chosen method; the passkey options; the question texts).
     pub async fn pending_gate(&self, flow: &str) -> EngineResult<Chosen> {
-        let loaded = self
-            .load(flow, &[FlowKind::Reset, FlowKind::Unlock, FlowKind::Enroll])
-            .await?;
+        let loaded = self.load(flow, GATED).await?;
         match &loaded.step {
             Step::AwaitCode { .. } => Ok(Chosen::Code(Method::EmailOtp)),
             Step::PasskeyFirst { ceremony, .. } => Ok(Chosen::Passkey {
@@ -814,9 +864,7 @@ impl Engine {
         flow: &str,
         response: &str,
     ) -> EngineResult<Progress> {
-        let loaded = self
-            .load(flow, &[FlowKind::Reset, FlowKind::Unlock, FlowKind::Enroll])
-            .await?;
+        let loaded = self.load(flow, GATED).await?;
         trail.target_guid(loaded.user());
         let (ceremony, attempts, passed, retry) = match loaded.step.clone() {
             Step::PasskeyFirst { ceremony, attempts } => {
@@ -959,9 +1007,7 @@ impl Engine {
         flow: &str,
         answers: &[String],
     ) -> EngineResult<Progress> {
-        let loaded = self
-            .load(flow, &[FlowKind::Reset, FlowKind::Unlock, FlowKind::Enroll])
-            .await?;
+        let loaded = self.load(flow, GATED).await?;
         trail.target_guid(loaded.user());
         let Step::Gate {
             passed,

@@ -1,10 +1,741 @@
-//! The helpdesk console's engine calls and approvals for high-risk accounts.
+//! The helpdesk console's engine calls: operator sign-in (directory password + a second factor),
+//! looking a user up, verifying a caller with a code sent to the user's enrolled address or
+//! phone, then acting (`helpdesk_acts`), and approvals for sensitive accounts (`approvals`).
+//!
+//! The console never acts on a caller's word: every act needs a caller verified in this session
+//! within `caller_ttl`, re-reads the user live (scope, tier, state: invariant 23), refuses
+//! privileged users whatever the tier rules say, writes ONE audit record naming the operator
+//! (`helpdesk:<sam>`, invariant 34) and mails the user.
 
-use crate::account::Sid;
+use serde::{Deserialize, Serialize};
+
+use super::gates::Choice;
+use super::methods::MethodView;
+use super::state::{Caller, FlowId, Loaded, Pending, Step};
+use super::trail::Trail;
+use super::{Engine, EngineError, EngineResult, RequestContext};
+use crate::account::{Account, Guid, Sid};
+use crate::audit::{Actor, Operation};
+use crate::mask::{mask_email, mask_phone};
+use crate::method::Method;
+use crate::secret::Password;
+use crate::store::{Enrollment, FlowKind, FlowRecord, MethodKind};
 
 /// Who may use the helpdesk console, who approves, and whose accounts need approval.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HelpdeskRules {
-    /// Members (transitive) of these groups may sign in to the console; empty: no console.
+    /// Members (transitive) of these groups may sign in to the console and act; empty: no
+    /// console.
     pub operator_groups: Vec<Sid>,
+    /// Members (transitive) of these groups may sign in and approve or reject requests (never
+    /// their own).
+    pub approver_groups: Vec<Sid>,
+    /// An act on a member (transitive) of these groups waits for an approver.
+    pub sensitive_groups: Vec<Sid>,
+    /// An operator without an enrolled email, phone or authenticator app is refused (true), or
+    /// signs in with the password alone (false, for a lab).
+    pub require_second_factor: bool,
+    /// How long a console session lives from its sign-in, never extended (seconds).
+    pub session_ttl: i64,
+    /// How long the acts stay open after a caller was verified (seconds).
+    pub caller_ttl: i64,
+    /// How long a request waits for an approver before it expires (seconds).
+    pub approval_ttl: i64,
+    /// How many of a user's audit events the console shows, and from how far back (days).
+    pub recent_events: usize,
+    pub recent_days: i64,
+}
+
+impl Default for HelpdeskRules {
+    fn default() -> Self {
+        Self {
+            operator_groups: Vec::new(),
+            approver_groups: Vec::new(),
+            sensitive_groups: Vec::new(),
+            require_second_factor: true,
+            session_ttl: 1800,
+            caller_ttl: 600,
+            approval_ttl: 3600,
+            recent_events: 10,
+            recent_days: 30,
+        }
+    }
+}
+
+/// Methods that serve an operator's second factor on the console (a code: sent, or the app's).
+pub(crate) fn second_factor(kind: MethodKind) -> bool {
+    matches!(kind, MethodKind::Email | MethodKind::Sms | MethodKind::Totp)
+}
+
+/// What a console session may do, from the operator's live group membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub operator: bool,
+    pub approver: bool,
+}
+
+/// Where a sign-in leads. Either way the cookie gets this new id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleStart {
+    /// The second factor comes next.
+    SecondFactor(FlowId),
+    /// Signed in (no second factor required and none enrolled).
+    Ready(FlowId),
+}
+
+/// Where a console session stands, for the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleStep {
+    /// Choose the second factor.
+    Factor(Vec<Choice>),
+    /// The second factor's code page.
+    FactorCode(Method),
+    /// Signed in.
+    Ready(Console),
+}
+
+/// The signed-in console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Console {
+    pub operator: String,
+    pub roles: Roles,
+    /// The user being worked on, if one was looked up.
+    pub caller: Option<CallerState>,
+    /// When the session ends (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// The user the session works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerState {
+    pub sam: String,
+    /// A code was sent and not yet typed back.
+    pub code_sent: bool,
+    /// Verified: the acts are open until this time (Unix seconds).
+    pub verified_until: Option<i64>,
+}
+
+/// What the console shows of a user: state, masked methods, recent events. Never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCard {
+    pub sam: String,
+    pub display_name: Option<String>,
+    pub enabled: bool,
+    pub locked: bool,
+    pub password_expired: bool,
+    pub must_change: bool,
+    pub privileged: bool,
+    /// Acts on this user wait for an approver.
+    pub sensitive: bool,
+    /// Why self-service does not serve the account (out of scope, disabled …), if so.
+    pub ineligible: Option<crate::scope::Ineligible>,
+    pub methods: Vec<MethodView>,
+    /// Where a verification code would go (masked), if the user has such a method.
+    pub code_to: Option<String>,
+    pub events: Vec<EventLine>,
+    /// The session's caller verification for this user.
+    pub caller: CallerState,
+}
+
+/// One audit event of a user, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLine {
+    pub at_ms: i64,
+    pub operation: &'static str,
+    pub result: String,
+    pub actor: String,
+}
+
+/// Purpose of the caller verification code (bound to the session, the user and this purpose).
+pub(crate) const CALLER: &str = "helpdesk:caller";
+
+/// A console session, loaded and checked.
+pub(crate) struct Session {
+    pub loaded: Loaded,
+    pub operator: Account,
+    pub roles: Roles,
+    pub at: i64,
+    pub caller: Option<Caller>,
+}
+
+impl Engine {
+    fn rules(&self) -> &HelpdeskRules {
+        &self.inner.config.helpdesk
+    }
+
+    fn member_of(account: &Account, groups: &[Sid]) -> bool {
+        groups.iter().any(|g| account.is_member(g))
+    }
+
+    /// The console roles of an account, from its live `tokenGroups`. A disabled or locked
+    /// account has none.
+    pub(crate) fn roles_of(&self, account: &Account) -> Roles {
+        let live = account.state.enabled && !account.state.locked;
+        Roles {
+            operator: live && Self::member_of(account, &self.rules().operator_groups),
+            approver: live && Self::member_of(account, &self.rules().approver_groups),
+        }
+    }
+
+    /// Is the helpdesk console configured at all? Operators, or approvers only (who decide
+    /// requests, e.g. privileged users' method changes, and act on nobody).
+    #[must_use]
+    pub fn helpdesk_enabled(&self) -> bool {
+        !self.rules().operator_groups.is_empty() || !self.rules().approver_groups.is_empty()
+    }
+
+    /// Sign in to the console with directory credentials. Someone who is not a member of the
+    /// operator or approver groups gets the same refusal as a wrong password — and their
+    /// password never reaches a DC. The attempt takes the account's budget like every other
+    /// password attempt (invariant 35). Audited (`helpdesk_sign_in`).
+    pub async fn helpdesk_sign_in(
+        &self,
+        ctx: &RequestContext,
+        who: &str,
+        password: &Password,
+    ) -> EngineResult<ConsoleStart> {
+        let mut trail = Trail::new(Operation::HelpdeskSignIn);
+        trail.methods(&["password"]);
+        let result = self.sign_in_inner(ctx, &mut trail, who, password).await;
+        self.record(ctx, trail, result).await
+    }
+
+    async fn sign_in_inner(
+        &self,
+        ctx: &RequestContext,
+        trail: &mut Trail,
+        who: &str,
+        password: &Password,
+    ) -> EngineResult<ConsoleStart> {
+        let refused = || EngineError::SignInFailed;
+        if !self.helpdesk_enabled() {
+            trail.note("console_off");
+            return Err(refused());
+        }
+        self.ip_budget(ctx, "password").await?;
+        let Some(account) = self.find(who, trail).await? else {
+            trail.note("unknown");
+            return Err(refused());
+        };
+        trail.target(&account);
+        let roles = self.roles_of(&account);
+        if !roles.operator && !roles.approver {
+            trail.note("not_operator");
+            return Err(refused());
+        }
+        if password.is_blank() {
+            trail.note("locked_or_blank");
+            return Err(refused());
+        }
+        let Some((fresh, reservation)) = self.reserve_password_attempt(&account).await? else {
+            trail.note("budget");
+            return Err(refused());
+        };
+        if fresh.state.locked {
+            self.settle(reservation, true).await;
+            trail.note("locked_or_blank");
+            return Err(refused());
+        }
+        let verdict = self.inner.directory.authenticate(&fresh, password).await;
+        self.settle(reservation, matches!(verdict, Ok(true))).await;
+        if !verdict? {
+            trail.note("bad_password");
+            return Err(refused());
+        }
+        let now = self.now();
+        let factors = self
+            .inner
+            .store
+            .enrollments(&account.guid)
+            .await?
+            .iter()
+            .any(|e| second_factor(e.method) && self.method_configured(e.method));
+        if factors {
+            trail.note("password_ok");
+            let step = Step::Gate {
+                passed: Vec::new(),
+                pending: None,
+                attempts: 0,
+                signed_in: Some(now),
+            };
+            let id = self
+                .new_flow(FlowKind::Console, Some(account.guid), &step)
+                .await?;
+            return Ok(ConsoleStart::SecondFactor(id));
+        }
+        if self.rules().require_second_factor {
+            trail.note("no_second_factor");
+            return Err(EngineError::OperatorNeedsFactor);
+        }
+        trail.note("signed_in_without_second_factor");
+        let step = Step::Console {
+            at: now,
+            operator: account.sam_account_name.clone(),
+            caller: None,
+        };
+        let id = self
+            .new_flow(FlowKind::Console, Some(account.guid), &step)
+            .await?;
+        Ok(ConsoleStart::Ready(id))
+    }
+
+    /// Where the console session stands (no audit: it only reads).
+    pub async fn helpdesk_console(&self, flow: &str) -> EngineResult<ConsoleStep> {
+        let loaded = self.load(flow, &[FlowKind::Console]).await?;
+        match &loaded.step {
+            Step::Gate { pending: None, .. } => {
+                Ok(ConsoleStep::Factor(self.gate_choices(flow).await?))
+            }
+            Step::Gate {
+                pending: Some(Pending::Code { method }),
+                ..
+            } => Ok(ConsoleStep::FactorCode(*method)),
+            Step::Console { .. } => {
+                let s = self.session(flow).await?;
+                Ok(ConsoleStep::Ready(Console {
+                    operator: s.operator.sam_account_name.clone(),
+                    roles: s.roles,
+                    caller: s.caller.as_ref().map(|c| self.caller_state(c)),
+                    expires_at: s.loaded.record.expires_at,
+                }))
+            }
+            _ => Err(EngineError::WrongStep),
+        }
+    }
+
+    /// The operator's chosen second factor (a code is sent, or the app's is expected).
+    pub async fn helpdesk_choose_factor(
+        &self,
+        ctx: &RequestContext,
+        flow: &str,
+        method: Method,
+    ) -> EngineResult<()> {
+        let loaded = self.load(flow, &[FlowKind::Console]).await?;
+        if !matches!(loaded.step, Step::Gate { .. }) {
+            return Err(EngineError::WrongStep);
+        }
+        self.choose_gate(ctx, flow, method).await.map(|_| ())
+    }
+
+    /// A signed-in console session, with the operator re-read live: someone removed from the
+    /// groups, disabled or locked out since the sign-in is signed out now.
+    pub(crate) async fn session(&self, flow: &str) -> EngineResult<Session> {
+        let loaded = self.load(flow, &[FlowKind::Console]).await?;
+        let Step::Console { at, caller, .. } = loaded.step.clone() else {
+            return Err(EngineError::WrongStep);
+        };
+        let user = *loaded.user().ok_or(EngineError::FlowExpired)?;
+        let operator = self
+            .inner
+            .directory
+            .by_guid(&user)
+            .await?
+            .ok_or(EngineError::FlowExpired)?;
+        let roles = self.roles_of(&operator);
+        if !roles.operator && !roles.approver {
+            let _ = self.forget(flow).await;
+            return Err(EngineError::FlowExpired);
+        }
+        Ok(Session {
+            loaded,
+            operator,
+            roles,
+            at,
+            caller,
+        })
+    }
+
+    /// The request context of an act: the operator named as the actor.
+    pub(crate) fn as_operator(ctx: &RequestContext, operator: &Account) -> RequestContext {
+        RequestContext {
+            actor: Actor::Helpdesk(operator.sam_account_name.clone()),
+            ..ctx.clone()
+        }
+    }
+
+    fn caller_state(&self, c: &Caller) -> CallerState {
+        let now = self.now();
+        CallerState {
+            sam: c.sam.clone(),
+            code_sent: c.verified_at.is_none(),
+            verified_until: c
+                .verified_at
+                .map(|at| at + self.rules().caller_ttl)
+                .filter(|until| *until > now),
+        }
+    }
+
+    /// Look a user up: state, masked methods, recent events — and make them the session's
+    /// caller (a different user than before needs a new verification).
+    pub async fn helpdesk_lookup(
+        &self,
+        ctx: &RequestContext,
+        flow: &str,
+        who: &str,
+    ) -> EngineResult<UserCard> {
+        let s = self.session(flow).await?;
+        if !s.roles.operator {
+            return Err(EngineError::NotAllowed);
+        }
+        let mut scratch = Trail::new(Operation::Verify);
+        let account = self
+            .find(who, &mut scratch)
+            .await?
+            .ok_or(EngineError::NoSuchAccount)?;
+        let caller = match s.caller {
+            Some(c) if c.user == account.guid.0 => c,
+            _ => Caller {
+                user: account.guid.0,
+                sam: account.sam_account_name.clone(),
+                verified_at: None,
+                attempts: 0,
+            },
+        };
+        let step = Step::Console {
+            at: s.at,
+            operator: s.operator.sam_account_name.clone(),
+            caller: Some(caller),
+        };
+        self.advance(&s.loaded, &step).await?;
+        let _ = ctx;
+        self.card(&account, true).await
+    }
+
+    /// The session caller's card, read live again (after an act, or on reload).
+    pub async fn helpdesk_user(&self, flow: &str) -> EngineResult<UserCard> {
+        let s = self.session(flow).await?;
+        let caller = s.caller.ok_or(EngineError::WrongStep)?;
+        let account = self
+            .inner
+            .directory
+            .by_guid(&Guid(caller.user))
+            .await?
+            .ok_or(EngineError::NoSuchAccount)?;
+        let mut card = self.card(&account, false).await?;
+        card.caller = self.caller_state(&caller);
+        Ok(card)
+    }
+
+    async fn card(&self, account: &Account, fresh: bool) -> EngineResult<UserCard> {
+        let enrolled = self.inner.store.enrollments(&account.guid).await?;
+        let since = (self.now() - self.rules().recent_days * 86_400) * 1000;
+        let events = self
+            .inner
+            .store
+            .recent_audit_of(&account.guid.to_string(), since, self.rules().recent_events)
+            .await?
+            .into_iter()
+            .map(|e| EventLine {
+                at_ms: e.at_ms,
+                operation: e.operation.as_str(),
+                result: e.result,
+                actor: crate::audit_export::actor_text(&e.actor),
+            })
+            .collect();
+        Ok(UserCard {
+            sam: account.sam_account_name.clone(),
+            display_name: account.display_name.clone(),
+            enabled: account.state.enabled,
+            locked: account.state.locked,
+            password_expired: account.state.password_expired,
+            must_change: account.state.must_change,
+            privileged: self.privileged(account),
+            sensitive: Self::member_of(account, &self.rules().sensitive_groups),
+            ineligible: self.inner.scope.check(account, &self.inner.protected).err(),
+            methods: enrolled.iter().map(|e| self.view(e)).collect(),
+            code_to: self.code_target(&enrolled).map(|e| match e.method {
+                MethodKind::Sms => mask_phone(&e.value),
+                _ => mask_email(&e.value),
+            }),
+            events,
+            caller: CallerState {
+                sam: account.sam_account_name.clone(),
+                code_sent: !fresh,
+                verified_until: None,
+            },
+        })
+    }
+
+    pub(crate) fn privileged(&self, account: &Account) -> bool {
+        matches!(
+            self.inner.protected.classify(account),
+            crate::tier::Tier::Privileged { .. }
+        )
+    }
+
+    /// Where a caller verification code goes: the enrolled email, else the phone (SMS
+    /// configured), past the cool-down — a method added minutes ago proves nothing.
+    fn code_target<'e>(&self, enrolled: &'e [Enrollment]) -> Option<&'e Enrollment> {
+        let now = self.now();
+        let ok = |e: &&Enrollment| {
+            e.verified_at + self.inner.config.enroll_cooldown <= now
+                && self.method_configured(e.method)
+        };
+        let find = |k: MethodKind| enrolled.iter().filter(ok).find(|e| e.method == k);
+        find(MethodKind::Email).or_else(|| find(MethodKind::Sms))
+    }
+
+    /// Refuse the acts' targets the console never touches: the operator's own account and
+    /// privileged accounts (whatever the tier rules allow self-service), and anything outside
+    /// self-service scope. The account is the live one (invariant 23).
+    pub(crate) fn actable(
+        &self,
+        trail: &mut Trail,
+        operator: &Account,
+        account: &Account,
+    ) -> EngineResult<()> {
+        trail.target(account);
+        if account.guid == operator.guid {
+            trail.note("own_account");
+            return Err(EngineError::OwnAccount);
+        }
+        if self.privileged(account) {
+            trail.note("privileged");
+            return Err(EngineError::Ineligible(
+                crate::scope::Ineligible::PrivilegedExcluded,
+            ));
+        }
+        self.inner
+            .scope
+            .check(account, &self.inner.protected)
+            .map_err(|why| {
+                trail.note(why.as_str());
+                EngineError::Ineligible(why)
+            })?;
+        Ok(())
+    }
+
+    /// Send a verification code to the session caller's enrolled email (else phone); the
+    /// operator types back what the caller reads. Audited (`verify`, actor the operator).
+    pub async fn helpdesk_send_caller_code(
+        &self,
+        ctx: &RequestContext,
+        flow: &str,
+    ) -> EngineResult<String> {
+        let mut trail = Trail::new(Operation::Verify);
+        let mut actx = ctx.clone();
+        let result = self
+            .send_caller_code_inner(ctx, &mut actx, &mut trail, flow)
+            .await;
+        self.record(&actx, trail, result).await
+    }
+
+    async fn send_caller_code_inner(
+        &self,
+        ctx: &RequestContext,
+        actx: &mut RequestContext,
+        trail: &mut Trail,
+        flow: &str,
+    ) -> EngineResult<String> {
+        let s = self.session(flow).await?;
+        *actx = Self::as_operator(ctx, &s.operator);
+        if !s.roles.operator {
+            return Err(EngineError::NotAllowed);
+        }
+        let caller = s.caller.clone().ok_or(EngineError::WrongStep)?;
+        let user = Guid(caller.user);
+        let account = self
+            .inner
+            .directory
+            .by_guid(&user)
+            .await?
+            .ok_or(EngineError::NoSuchAccount)?;
+        self.actable(trail, &s.operator, &account)?;
+        let enrolled = self.inner.store.enrollments(&user).await?;
+        let Some(to) = self.code_target(&enrolled).cloned() else {
+            trail.note("no_method_for_caller_code");
+            return Err(EngineError::NoCallerMethod);
+        };
+        let method = Method::of(to.method);
+        trail.methods(&[method.as_str()]);
+        let step = Step::Console {
+            at: s.at,
+            operator: s.operator.sam_account_name.clone(),
+            caller: Some(Caller {
+                verified_at: None,
+                attempts: 0,
+                ..caller
+            }),
+        };
+        self.advance(&s.loaded, &step).await?;
+        let key = s.loaded.record.id.clone();
+        let masked = if method == Method::SmsOtp {
+            self.send_sms_code_for(ctx, &key, &user, &to.value, CALLER, trail)
+                .await?;
+            mask_phone(&to.value)
+        } else {
+            let code = self.put_code(&key, &user, CALLER).await?;
+            let cfg = &self.inner.config;
+            let minutes = cfg.code_ttl.min(600) / 60;
+            let body = format!(
+                "The {org} helpdesk is verifying that they are speaking with you.\n\n\
+                 If you are on the phone with the helpdesk right now, read them this code:\n\n    {code}\n\n\
+                 It is valid for {minutes} minutes. If you are not speaking with the helpdesk, do not \
+                 give this code to anyone, and tell your IT security team.\n",
+                org = cfg.organisation,
+                code = code.as_str(),
+            );
+            let mail = crate::notify::Email {
+                to: to.value.clone(),
+                subject: format!("{} helpdesk verification code", cfg.organisation),
+                body,
+            };
+            self.queue_mail(&user, &mail, cfg.code_ttl.min(600)).await?;
+            self.kick_outbox().await;
+            mask_email(&to.value)
+        };
+        trail.note("caller_code_sent");
+        Ok(masked)
+    }
+
+    /// The code the caller read out. Right: the acts open for `caller_ttl` and the session gets a
+    /// new id (a privilege step, invariant 13). Wrong: counted (≤ `max_code_attempts`, then the
+    /// code is void). Audited (`verify`, actor the operator).
+    pub async fn helpdesk_check_caller(
+        &self,
+        ctx: &RequestContext,
+        flow: &str,
+        code: &str,
+    ) -> EngineResult<FlowId> {
+        let mut trail = Trail::new(Operation::Verify);
+        trail.methods(&["caller_code"]);
+        let mut actx = ctx.clone();
+        let result = self
+            .check_caller_inner(ctx, &mut actx, &mut trail, flow, code)
+            .await;
+        self.record(&actx, trail, result).await
+    }
+
+    async fn check_caller_inner(
+        &self,
+        ctx: &RequestContext,
+        actx: &mut RequestContext,
+        trail: &mut Trail,
+        flow: &str,
+        code: &str,
+    ) -> EngineResult<FlowId> {
+        let s = self.session(flow).await?;
+        *actx = Self::as_operator(ctx, &s.operator);
+        if !s.roles.operator {
+            return Err(EngineError::NotAllowed);
+        }
+        let caller = s.caller.clone().ok_or(EngineError::WrongStep)?;
+        let user = Guid(caller.user);
+        trail.target_guid(Some(&user));
+        let max = self.inner.config.max_code_attempts;
+        if caller.attempts >= max {
+            return Err(EngineError::TooManyAttempts);
+        }
+        let key = s.loaded.record.id.clone();
+        let now = self.now();
+        let store = &self.inner.store;
+        let typed = crate::otp::typed(code);
+        let challenge = store.challenge(&key, CALLER, now).await?;
+        let matched = match &challenge {
+            Some(c) => {
+                crate::otp::matches(
+                    &self.inner.otp_key,
+                    &key,
+                    &user,
+                    CALLER,
+                    &typed,
+                    &c.code_hash,
+                ) && store.consume_challenge(&c.id).await?
+            }
+            None => false,
+        };
+        if !matched {
+            trail.note("wrong_caller_code");
+            if let Some(c) = &challenge
+                && store.fail_challenge(&c.id).await?.is_some_and(|n| n >= max)
+            {
+                let _ = store.consume_challenge(&c.id).await;
+            }
+            let step = Step::Console {
+                at: s.at,
+                operator: s.operator.sam_account_name.clone(),
+                caller: Some(Caller {
+                    attempts: caller.attempts + 1,
+                    ..caller
+                }),
+            };
+            self.advance(&s.loaded, &step).await?;
+            return Err(if caller.attempts + 1 >= max {
+                EngineError::TooManyAttempts
+            } else {
+                EngineError::WrongCode
+            });
+        }
+        trail.note("caller_verified");
+        let step = Step::Console {
+            at: s.at,
+            operator: s.operator.sam_account_name.clone(),
+            caller: Some(Caller {
+                verified_at: Some(now),
+                attempts: 0,
+                ..caller
+            }),
+        };
+        self.rotate(&s.loaded, &step).await
+    }
+
+    /// Move the session to `step` under a NEW id with the same end (never extended). Exactly
+    /// one caller wins the old id.
+    pub(crate) async fn rotate(&self, loaded: &Loaded, step: &Step) -> EngineResult<FlowId> {
+        if !self.inner.store.delete_flow(&loaded.record.id).await? {
+            return Err(EngineError::WrongStep);
+        }
+        let id = crate::clock::token(self.inner.random.as_ref(), 32);
+        let record = FlowRecord {
+            id: self.flow_key(&id),
+            state: serde_json::to_string(step).unwrap_or_default(),
+            version: 0,
+            ..loaded.record.clone()
+        };
+        self.inner.store.insert_flow(&record).await?;
+        Ok(id)
+    }
+
+    /// End the console session.
+    pub async fn helpdesk_sign_out(&self, flow: &str) -> EngineResult<()> {
+        self.forget(flow).await.map(|_| ())
+    }
+}
+
+/// What an operator may do for a verified caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Act {
+    /// Clear the lockout.
+    Unlock,
+    /// Issue a one-time code the user redeems in the portal (the first gate of a reset).
+    ResetCode,
+    /// Require a password change at next logon.
+    MustChange,
+}
+
+impl Act {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unlock => "unlock",
+            Self::ResetCode => "reset_code",
+            Self::MustChange => "must_change",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Unlock, Self::ResetCode, Self::MustChange]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+
+    pub(crate) fn operation(self) -> Operation {
+        match self {
+            Self::Unlock => Operation::Unlock,
+            Self::ResetCode => Operation::HelpdeskCode,
+            Self::MustChange => Operation::MustChange,
+        }
+    }
 }

@@ -30,11 +30,16 @@ fn config() -> EngineConfig {
     }
 }
 
+/// The privileged tier served; its method changes wait for an approver (`approve_all`).
 fn privileged_config() -> EngineConfig {
     EngineConfig {
         gates: Gates {
             standard: GateRule::standard(),
             privileged: Some(GateRule::privileged()),
+        },
+        helpdesk: super::helpdesk::HelpdeskRules {
+            approver_groups: vec![super::helpdesk_tests::sid(super::helpdesk_tests::APPROVERS)],
+            ..super::helpdesk::HelpdeskRules::default()
         },
         ..config()
     }
@@ -376,6 +381,8 @@ fn privileged_tier_needs_email_then_passkey() {
     give_password(&w, "admin");
     let manage_flow = manage(&w, "admin");
     let mut auth = enroll_passkey(&w, &manage_flow, "cred-admin");
+    // A privileged user's new passkey waits for a second person.
+    super::method_approval_tests::approve_all(&w);
     // Cooling down, the new passkey cannot serve the second gate either.
     let Progress::More(flow) = past_email(&w, "admin") else {
         panic!("email is one gate of two");

@@ -14,7 +14,13 @@ mod enroll;
 mod gate;
 mod gates;
 pub mod helpdesk;
+mod helpdesk_acts;
+#[cfg(test)]
+mod helpdesk_tests;
 mod jobs;
+mod method_approval;
+#[cfg(test)]
+mod method_approval_tests;
 mod methods;
 #[cfg(test)]
 mod methods_tests;
@@ -50,6 +56,11 @@ pub use canary::CanaryLanding;
 pub use change::ChangeOutcome;
 pub use enroll::EnrollStep;
 pub use gates::{Choice, Chosen, Progress};
+pub use helpdesk::{
+    Act, CallerState, Console, ConsoleStart, ConsoleStep, EventLine, Roles, UserCard,
+};
+pub use helpdesk_acts::{ActOutcome, ApprovalAction, ApprovalView};
+pub use method_approval::{EnrollOutcome, PendingChange};
 pub use methods::{MethodView, ReportRow};
 pub use remind::Reminder;
 pub use reset::ResetOutcome;
@@ -251,6 +262,31 @@ pub enum EngineError {
     /// A stored method secret cannot be opened: its key is not loaded (issue of key files).
     #[error("RK-KEY-001: a stored secret cannot be opened with the loaded keys (key id {0})")]
     SealedKey(String),
+    /// Helpdesk: the operator has no second factor enrolled and the console requires one.
+    #[error("RK-HD-001: operator has no second factor")]
+    OperatorNeedsFactor,
+    /// Helpdesk: the operator's groups do not allow this (act: operators; decide: approvers).
+    #[error("RK-HD-002: not allowed for this operator")]
+    NotAllowed,
+    /// Helpdesk: the caller was not verified by a code in this session (or too long ago).
+    #[error("RK-HD-003: caller not verified")]
+    CallerNotVerified,
+    /// Helpdesk: the user has no enrolled email or phone to send a verification code to.
+    #[error("RK-HD-004: no method to verify the caller")]
+    NoCallerMethod,
+    /// Helpdesk: a requester cannot approve their own request.
+    #[error("RK-HD-005: own request")]
+    SelfApproval,
+    /// Helpdesk: the request expired or was decided already.
+    #[error("RK-HD-006: approval expired or decided")]
+    ApprovalGone,
+    /// Helpdesk: operators do not act on their own account in the console.
+    #[error("RK-HD-007: own account")]
+    OwnAccount,
+    /// A privileged user's method change needs an approver and no approver groups are
+    /// configured (the binary refuses that configuration at start; the engine fails closed).
+    #[error("RK-HD-008: no approvers configured")]
+    NoApprovers,
 }
 
 impl UserFacing for EngineError {
@@ -282,6 +318,14 @@ impl UserFacing for EngineError {
             Self::Questions(_) => "RK-METHOD-003",
             Self::ProofOfWork { .. } => "RK-RATE-002",
             Self::SealedKey(_) => "RK-KEY-001",
+            Self::OperatorNeedsFactor => "RK-HD-001",
+            Self::NotAllowed => "RK-HD-002",
+            Self::CallerNotVerified => "RK-HD-003",
+            Self::NoCallerMethod => "RK-HD-004",
+            Self::SelfApproval => "RK-HD-005",
+            Self::ApprovalGone => "RK-HD-006",
+            Self::OwnAccount => "RK-HD-007",
+            Self::NoApprovers => "RK-HD-008",
         }
     }
 
@@ -344,6 +388,30 @@ impl UserFacing for EngineError {
             }
             Self::SealedKey(_) => {
                 "The service is temporarily unavailable. Nothing was changed; try again soon."
+            }
+            Self::OperatorNeedsFactor => {
+                "The helpdesk console needs a second factor and your account has none. Add an \
+                 authenticator app, an email address or a phone number under \"Set up recovery \
+                 methods\" in the portal first, then sign in again."
+            }
+            Self::NotAllowed => {
+                "Your account is not allowed to do this here (operator or approver group)."
+            }
+            Self::CallerNotVerified => {
+                "Verify the caller first: send them a code and type back what they read to you."
+            }
+            Self::NoCallerMethod => {
+                "This user has no email address or phone (older than the cool-down) to send a \
+                 verification code to, so the caller cannot be verified here. Follow your \
+                 in-person identity check procedure."
+            }
+            Self::SelfApproval => {
+                "You cannot approve your own request. Another approver has to decide it."
+            }
+            Self::ApprovalGone => "This request has expired or has already been decided.",
+            Self::OwnAccount => "Operators cannot act on their own account in the console.",
+            Self::NoApprovers => {
+                "Changes to the sign-in methods of privileged accounts need the approval of your                  security team, and no approvers are configured. Nothing was changed; contact                  your IT security team."
             }
         }
     }

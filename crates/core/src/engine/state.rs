@@ -65,6 +65,26 @@ pub(crate) enum Step {
         ceremony: Ceremony,
         handle: String,
     },
+    /// Helpdesk console: the operator (the flow's user) signed in at `at` and passed the second
+    /// factor; `caller` is the user on the phone, once looked up.
+    Console {
+        at: i64,
+        operator: String,
+        #[serde(default)]
+        caller: Option<Caller>,
+    },
+}
+
+/// The user a console session is working on: a code went to their enrolled address or phone;
+/// the acts are open only from `verified_at` for `HelpdeskRules::caller_ttl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Caller {
+    pub user: [u8; 16],
+    pub sam: String,
+    #[serde(default)]
+    pub verified_at: Option<i64>,
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 fn email_kind() -> MethodKind {
@@ -128,6 +148,11 @@ impl Engine {
     ) -> EngineResult<FlowId> {
         let now = self.now();
         let id = crate::clock::token(self.inner.random.as_ref(), 32);
+        // A console session lives as long as the helpdesk rules say (short, never renewed).
+        let ttl = match kind {
+            FlowKind::Console => self.inner.config.helpdesk.session_ttl,
+            _ => self.inner.config.flow_ttl,
+        };
         let record = FlowRecord {
             id: self.flow_key(&id),
             kind,
@@ -135,7 +160,7 @@ impl Engine {
             state: serde_json::to_string(step).unwrap_or_default(),
             version: 0,
             created_at: now,
-            expires_at: now + self.inner.config.flow_ttl,
+            expires_at: now + ttl,
         };
         self.inner.store.insert_flow(&record).await?;
         Ok(id)

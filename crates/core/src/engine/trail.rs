@@ -37,6 +37,12 @@ impl Trail {
         }
     }
 
+    /// What the record is about, when it turns out to be another operation than first thought
+    /// (a helpdesk act that becomes a request for approval, an approval that runs the act).
+    pub fn operation(&mut self, op: Operation) {
+        self.op = op;
+    }
+
     pub fn target(&mut self, account: &Account) {
         self.target_guid = Some(account.guid);
         self.target_sam = Some(account.sam_account_name.clone());

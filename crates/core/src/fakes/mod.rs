@@ -227,6 +227,13 @@ impl LandingZone for FakeZone {
         let a = g.account();
         ready(self.write(a, format!("unlock {}", a.sam_account_name)))
     }
+    fn require_change<'a>(
+        &'a self,
+        g: &'a WriteGrant<'a>,
+    ) -> BoxFuture<'a, Result<Landed, LandingError>> {
+        let a = g.account();
+        ready(self.write(a, format!("must-change {}", a.sam_account_name)))
+    }
 }
 
 impl FakeZone {

@@ -6,14 +6,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use rekey_core::Password;
-use rekey_core::engine::{EngineError, EnrollStep, MethodView};
+use rekey_core::engine::{EngineError, EnrollOutcome, EnrollStep, MethodView, PendingChange};
 use rekey_core::store::MethodKind;
 use serde::Deserialize;
 
 use super::gates::{CodeForm, ENROLL, page_of};
 use super::{CsrfOnly, Ctx, FlowCookie, ScalarForm};
 use crate::AppState;
-use crate::views::{AddAction, Field, Form, MethodRow, MethodsPage, utc_label};
+use crate::views::{
+    AddAction, ApprovalPendingPage, Field, Form, MethodRow, MethodsPage, utc_label,
+};
 
 pub(super) const METHODS: &str = "/enroll/methods";
 
@@ -80,9 +82,11 @@ pub async fn enroll_methods(State(s): State<AppState>, ctx: Ctx) -> Response {
             addable,
             needed,
             passkey_missing,
+            pending,
             ..
         }) => {
-            let page = methods_page(&ctx, &methods, &addable, needed, passkey_missing);
+            let mut page = methods_page(&ctx, &methods, &addable, needed, passkey_missing);
+            page.pending = pending.iter().map(|p| pending_words(&ctx, p)).collect();
             return ctx.render(StatusCode::OK, &page);
         }
         Ok(EnrollStep::StepUp(_)) => ENROLL.more,
@@ -128,6 +132,7 @@ fn methods_page(
             })
             .collect(),
         reminders,
+        pending: Vec::new(),
         add: addable
             .iter()
             .map(|k| {
@@ -141,6 +146,52 @@ fn methods_page(
                 AddAction { label, href, post }
             })
             .collect(),
+    }
+}
+
+/// A change waiting for approval, in words: what, the request id, the expiry.
+fn pending_words(ctx: &Ctx, p: &PendingChange) -> String {
+    fill(
+        ctx,
+        ctx.t.approval_pending,
+        p.remove,
+        p.kind,
+        &p.id,
+        p.expires_at,
+    )
+}
+
+fn fill(ctx: &Ctx, text: &str, remove: bool, kind: MethodKind, id: &str, expires: i64) -> String {
+    let what = if remove {
+        ctx.t.approval_remove
+    } else {
+        ctx.t.approval_add
+    }
+    .replace("{}", ctx.t.kind_name(kind));
+    text.replace("{what}", &what)
+        .replace("{id}", id)
+        .replace("{expires}", &utc_label(expires))
+}
+
+/// The end of a method change: the methods page, or (privileged tier) the page saying it
+/// waits for approval, with the request id and its expiry.
+pub(super) fn changed(ctx: &Ctx, outcome: EnrollOutcome) -> Response {
+    match outcome {
+        EnrollOutcome::Applied => ctx.redirect(METHODS, FlowCookie::Keep),
+        EnrollOutcome::Pending {
+            id,
+            expires_at,
+            kind,
+            remove,
+        } => {
+            let page = ApprovalPendingPage {
+                c: ctx.common(ctx.t.approval_title),
+                message: fill(ctx, ctx.t.approval_lead, remove, kind, &id, expires_at),
+                id,
+                support_id: ctx.req.support_id.clone(),
+            };
+            ctx.render(StatusCode::OK, &page)
+        }
     }
 }
 
@@ -327,10 +378,10 @@ pub(super) async fn setup_done(
     ctx: &Ctx,
     flow: &str,
     what: Setup,
-    result: Result<(), EngineError>,
+    result: Result<EnrollOutcome, EngineError>,
 ) -> Response {
     match result {
-        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
+        Ok(outcome) => changed(ctx, outcome),
         Err(
             e @ (EngineError::WrongCode | EngineError::PasskeyRefused | EngineError::Questions(_)),
         ) => setup_page(s, ctx, flow, Some(ctx.say(&e)), what).await,
@@ -399,7 +450,7 @@ pub async fn enroll_remove(
         return ctx.error(&EngineError::MethodUnavailable, METHODS);
     };
     match s.engine.enroll_remove(&ctx.req, &flow, kind).await {
-        Ok(()) => ctx.redirect(METHODS, FlowCookie::Keep),
+        Ok(outcome) => changed(&ctx, outcome),
         Err(e) => ctx.error(&e, "/enroll"),
     }
 }
