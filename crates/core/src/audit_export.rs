@@ -33,6 +33,8 @@ pub struct SyslogOptions {
     pub facility: u8,
     /// The HOSTNAME field; reduced to PRINTUSASCII, at most 255 characters, `-` when empty.
     pub hostname: String,
+    /// The APP-NAME field (default `rekey`); reduced to PRINTUSASCII, at most 48 characters.
+    pub app_name: String,
 }
 
 impl Default for SyslogOptions {
@@ -40,8 +42,39 @@ impl Default for SyslogOptions {
         Self {
             facility: FACILITY_AUTHPRIV,
             hostname: "-".into(),
+            app_name: "rekey".into(),
         }
     }
+}
+
+/// What the continuous forwarder found when it checked a record's place in the hash chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chain {
+    /// The record links to the one sent before it and its hash matches its body.
+    Verified,
+    /// It does not (edited, missing predecessor, moved, inserted, …): sent anyway, marked, so a
+    /// collector sees it; `rekey audit verify` names the problem.
+    Broken,
+}
+
+impl Chain {
+    /// `verified` or `broken`: the `chain` SD-PARAM.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::Broken => "broken",
+        }
+    }
+}
+
+/// What the MSG part of a forwarded syslog message holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardBody {
+    /// `<operation> <result>[ <error code>]`, as [`syslog`] writes it.
+    Summary,
+    /// The record's [`cef`] line (for collectors that parse CEF carried over syslog).
+    Cef,
 }
 
 /// The record's body as an event (`None`: the body is not an `AuditEvent`, e.g. corrupt).
@@ -88,6 +121,9 @@ fn operation_title(op: Operation) -> &'static str {
         Operation::SyncProof => "Password sync proof",
         Operation::Canary => "Writeback canary",
         Operation::Reminder => "Expiry reminder",
+        Operation::HelpdeskSignIn => "Helpdesk sign-in",
+        Operation::MustChange => "Password change required at next logon",
+        Operation::Approval => "Helpdesk approval",
     }
 }
 
@@ -123,6 +159,8 @@ fn changes_state(op: Operation) -> bool {
             | Operation::Enroll
             | Operation::MethodRemoved
             | Operation::HelpdeskCode
+            | Operation::MustChange
+            | Operation::Approval
             | Operation::Canary
     )
 }
@@ -343,7 +381,8 @@ pub fn sd_name(value: &str, max: usize) -> String {
     if out.is_empty() { "-".into() } else { out }
 }
 
-/// `<PRI>1 TIMESTAMP HOSTNAME rekey - OPERATION [rekey@32473 seq="…" …] MSG`.
+/// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME - OPERATION [rekey@32473 seq="…" …] MSG` (APP-NAME
+/// `rekey` unless [`SyslogOptions::app_name`] says otherwise).
 ///
 /// PRI = facility × 8 + [`syslog_severity`]; TIMESTAMP is at_ms in UTC with milliseconds;
 /// MSGID is the operation name. The user's values live only in SD-PARAMs (escaped by
@@ -351,15 +390,58 @@ pub fn sd_name(value: &str, max: usize) -> String {
 /// needs no BOM.
 #[must_use]
 pub fn syslog(record: &AuditRecord, event: &AuditEvent, sys: &SyslogOptions) -> String {
+    syslog_with(record, event, sys, None, ForwardBody::Summary)
+}
+
+/// One RFC 5424 message for the continuous forwarder (no framing, no newline): as [`syslog`],
+/// with `chain="verified"` or `chain="broken"` after `hash`, and the MSG chosen by `body`.
+///
+/// A record whose body is not an event (`event` is `None`, e.g. written by a newer version or
+/// damaged) still yields a message, so the collector sees a record it cannot read rather than a
+/// gap: NILVALUE timestamp, severity 4, MSGID `undecodable`, `seq`, `hash` and `chain` only.
+#[must_use]
+pub fn forward_message(
+    record: &AuditRecord,
+    event: Option<&AuditEvent>,
+    chain: Chain,
+    body: ForwardBody,
+    sys: &SyslogOptions,
+) -> String {
+    if let Some(event) = event {
+        return syslog_with(record, event, sys, Some(chain), body);
+    }
+    let pri = u16::from(sys.facility.min(23)) * 8 + 4;
+    format!(
+        "<{pri}>1 - {} {} - undecodable [rekey@{ENTERPRISE_NUMBER} seq=\"{}\" hash=\"{}\" \
+         chain=\"{}\"] audit record {} is not an audit event",
+        sd_name(&sys.hostname, 255),
+        sd_name(&sys.app_name, 48),
+        record.seq,
+        hex(&record.hash),
+        chain.as_str(),
+        record.seq
+    )
+}
+
+fn syslog_with(
+    record: &AuditRecord,
+    event: &AuditEvent,
+    sys: &SyslogOptions,
+    chain: Option<Chain>,
+    body: ForwardBody,
+) -> String {
     let pri = u16::from(sys.facility.min(23)) * 8 + u16::from(syslog_severity(event));
     let op = event.operation.as_str();
-    let mut params: Vec<(&str, String)> = vec![
-        ("seq", record.seq.to_string()),
-        ("hash", hex(&record.hash)),
+    let mut params: Vec<(&str, String)> =
+        vec![("seq", record.seq.to_string()), ("hash", hex(&record.hash))];
+    if let Some(chain) = chain {
+        params.push(("chain", chain.as_str().into()));
+    }
+    params.extend([
         ("support_id", event.support_id.clone()),
         ("actor", actor_text(&event.actor)),
         ("result", event.result.clone()),
-    ];
+    ]);
     let optional = [
         ("target_sam", event.target_sam.clone()),
         ("target_guid", event.target_guid.clone()),
@@ -379,19 +461,25 @@ pub fn syslog(record: &AuditRecord, event: &AuditEvent, sys: &SyslogOptions) -> 
         .iter()
         .map(|(k, v)| format!("{}=\"{}\"", sd_name(k, 32), sd_value(v)))
         .collect();
-    let mut msg = format!("{op} {}", event.result);
-    if let Some(code) = &event.error_code {
-        msg.push(' ');
-        msg.push_str(code);
-    }
-    let msg: String = msg
-        .chars()
-        .map(|c| if matches!(c, ' '..='~') { c } else { '?' })
-        .collect();
+    let msg = match body {
+        ForwardBody::Summary => {
+            let mut msg = format!("{op} {}", event.result);
+            if let Some(code) = &event.error_code {
+                msg.push(' ');
+                msg.push_str(code);
+            }
+            msg.chars()
+                .map(|c| if matches!(c, ' '..='~') { c } else { '?' })
+                .collect()
+        }
+        // One line already (`cef` escapes every break); UTF-8 without a BOM: MSG-ANY.
+        ForwardBody::Cef => cef(record, event),
+    };
     format!(
-        "<{pri}>1 {} {} rekey - {} [rekey@{ENTERPRISE_NUMBER} {}] {msg}",
+        "<{pri}>1 {} {} {} - {} [rekey@{ENTERPRISE_NUMBER} {}] {msg}",
         rfc3339_ms(event.at_ms),
         sd_name(&sys.hostname, 255),
+        sd_name(&sys.app_name, 48),
         sd_name(op, 32),
         sd.join(" ")
     )

@@ -33,7 +33,7 @@ mod audit_query;
 mod checkpoints;
 mod enrollments;
 mod forward;
-mod keys;
+pub mod keys;
 mod ops;
 mod outbox;
 mod rate;
@@ -41,6 +41,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
+pub use forward::ForwardCursor;
 pub use status::{StoreStatus, status};
 
 use std::borrow::Cow;
@@ -281,6 +282,11 @@ const SQLITE_MIGRATIONS: &[EmbeddedMigration] = &[
         "audit checkpoints",
         include_str!("../migrations/sqlite/0004_audit_checkpoints.sql"),
     ),
+    (
+        5,
+        "forward cursor",
+        include_str!("../migrations/sqlite/0005_forward_cursor.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[EmbeddedMigration] = &[
@@ -303,6 +309,11 @@ const POSTGRES_MIGRATIONS: &[EmbeddedMigration] = &[
         4,
         "audit checkpoints",
         include_str!("../migrations/postgres/0004_audit_checkpoints.sql"),
+    ),
+    (
+        5,
+        "forward cursor",
+        include_str!("../migrations/postgres/0005_forward_cursor.sql"),
     ),
 ];
 

@@ -209,6 +209,7 @@ fn syslog_cannot_be_forged() {
     let sys = SyslogOptions {
         facility: FACILITY_AUTHPRIV,
         hostname: "portal.example.org\n<13>".into(),
+        ..SyslogOptions::default()
     };
     let line = syslog(&record(&e), &e, &sys);
     one_line(&line);
@@ -238,6 +239,49 @@ fn syslog_cannot_be_forged() {
     assert_eq!(params["seq"], "7");
     assert_eq!(params["support_id"], "S-1234");
     assert_eq!(params.len(), 13, "{params:?}");
+}
+
+#[test]
+fn forwarded_messages_mark_the_chain_and_cannot_be_forged() {
+    let e = event(EVIL, EVIL);
+    let r = record(&e);
+    let sys = SyslogOptions {
+        app_name: "rekey portal\n".into(),
+        ..SyslogOptions::default()
+    };
+    for (chain, body) in [
+        (Chain::Verified, ForwardBody::Summary),
+        (Chain::Broken, ForwardBody::Cef),
+    ] {
+        let line = forward_message(&r, Some(&e), chain, body, &sys);
+        one_line(&line);
+        let head: Vec<&str> = line.splitn(7, ' ').collect();
+        assert_eq!(&head[2..6], ["-", "rekeyportal", "-", "reset"]);
+        let (id, params, msg) = parse_sd(head[6]);
+        assert_eq!(id, "rekey@32473");
+        assert_eq!(params["chain"], chain.as_str());
+        assert_eq!(params["seq"], "7");
+        assert_eq!(params.len(), 14, "{params:?}");
+        match body {
+            ForwardBody::Summary => assert_eq!(msg, " reset failed RK-PWD-001"),
+            ForwardBody::Cef => {
+                let cef_line = msg.strip_prefix(' ').unwrap_or_default();
+                assert_eq!(cef_line, cef(&r, &e));
+                let ext = parse_cef_ext(&split_unescaped(cef_line, '|', 7)[7]);
+                assert_eq!(ext["externalId"], "7");
+                assert_eq!(ext["cs1"], "S-1234");
+            }
+        }
+    }
+    // Not an event: still one message naming the record, marked.
+    let bad = AuditRecord {
+        body: "{not json".into(),
+        ..r
+    };
+    let line = forward_message(&bad, None, Chain::Broken, ForwardBody::Summary, &sys);
+    one_line(&line);
+    assert!(line.starts_with("<84>1 - - rekeyportal - undecodable [rekey@32473 seq=\"7\" hash=\""));
+    assert!(line.contains(" chain=\"broken\"] "), "{line}");
 }
 
 #[test]
