@@ -150,6 +150,7 @@ pub fn router(engine: Engine, cfg: WebConfig) -> Router {
         .merge(helpdesk::routes())
         .merge(api::routes())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .layer(axum::middleware::from_fn(api::problems))
         .layer(axum::middleware::from_fn(security::headers))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
