@@ -13,7 +13,9 @@ pub struct Kek {
 
 impl std::fmt::Debug for Kek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kek").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Kek")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -111,7 +113,13 @@ impl<'a> Envelope<'a> {
         })
     }
 
-    fn write(kek_id: &str, wrap_nonce: &[u8], wrapped: &[u8], data_nonce: &[u8], sealed: &[u8]) -> Vec<u8> {
+    fn write(
+        kek_id: &str,
+        wrap_nonce: &[u8],
+        wrapped: &[u8],
+        data_nonce: &[u8],
+        sealed: &[u8],
+    ) -> Vec<u8> {
         let id = kek_id.as_bytes();
         let mut out = Vec::with_capacity(2 + id.len() + NONCE * 2 + wrapped.len() + sealed.len());
         out.push(ENVELOPE_V2);
@@ -207,13 +215,16 @@ pub fn open(
         }
     }
     // Format 1: nonce and ciphertext directly under the legacy key.
-    let kek = ring.get(legacy_id).or_else(|| ring.legacy()).ok_or_else(|| {
-        if envelope.is_some() {
-            SealError::Damaged
-        } else {
-            SealError::MissingKey(legacy_id.to_owned())
-        }
-    })?;
+    let kek = ring
+        .get(legacy_id)
+        .or_else(|| ring.legacy())
+        .ok_or_else(|| {
+            if envelope.is_some() {
+                SealError::Damaged
+            } else {
+                SealError::MissingKey(legacy_id.to_owned())
+            }
+        })?;
     let (nonce, sealed) = blob.split_at_checked(NONCE).ok_or(SealError::Damaged)?;
     decrypt(&kek.key, nonce, sealed, aad).ok_or(SealError::Damaged)
 }
@@ -280,14 +291,25 @@ mod tests {
         let blob = seal(&k1, &random, b"user totp", b"seed bytes");
         assert_eq!(envelope_key_id(&blob), Some("k1"));
         let both = StaticKeys(vec![k1.clone(), k2.clone()]);
-        assert_eq!(open(&both, "", b"user totp", &blob).unwrap().as_slice(), b"seed bytes");
+        assert_eq!(
+            open(&both, "", b"user totp", &blob).unwrap().as_slice(),
+            b"seed bytes"
+        );
         // Bound to its record: another user's binding does not open it.
-        assert_eq!(open(&both, "", b"other totp", &blob), Err(SealError::Damaged));
+        assert_eq!(
+            open(&both, "", b"other totp", &blob),
+            Err(SealError::Damaged)
+        );
 
         let moved = rewrap(&both, &k2, &random, "", b"user totp", &blob).unwrap();
         assert_eq!(envelope_key_id(&moved), Some("k2"));
         let only_new = StaticKeys(vec![k2]);
-        assert_eq!(open(&only_new, "", b"user totp", &moved).unwrap().as_slice(), b"seed bytes");
+        assert_eq!(
+            open(&only_new, "", b"user totp", &moved)
+                .unwrap()
+                .as_slice(),
+            b"seed bytes"
+        );
         // The old value needs the old key, and says which.
         assert_eq!(
             open(&only_new, "", b"user totp", &blob),
@@ -306,17 +328,26 @@ mod tests {
         let old = gcm(&legacy.key)
             .encrypt(
                 aes_gcm::Nonce::from_slice(&nonce),
-                Payload { msg: b"answers", aad: b"u q" },
+                Payload {
+                    msg: b"answers",
+                    aad: b"u q",
+                },
             )
             .unwrap();
         let old = [nonce.as_slice(), &old].concat();
         let new = kek("20261202T1600Z", 4);
         let ring = StaticKeys(vec![new.clone(), legacy.clone()]);
-        assert_eq!(open(&ring, &legacy.id, b"u q", &old).unwrap().as_slice(), b"answers");
+        assert_eq!(
+            open(&ring, &legacy.id, b"u q", &old).unwrap().as_slice(),
+            b"answers"
+        );
         let moved = rewrap(&ring, &new, &random, &legacy.id, b"u q", &old).unwrap();
         assert_eq!(envelope_key_id(&moved), Some("20261202T1600Z"));
         let ring = StaticKeys(vec![new]);
-        assert_eq!(open(&ring, &legacy.id, b"u q", &moved).unwrap().as_slice(), b"answers");
+        assert_eq!(
+            open(&ring, &legacy.id, b"u q", &moved).unwrap().as_slice(),
+            b"answers"
+        );
         assert_eq!(
             open(&ring, &legacy.id, b"u q", &old),
             Err(SealError::MissingKey(legacy.id.clone()))
@@ -326,7 +357,12 @@ mod tests {
     #[test]
     fn truncated_or_foreign_bytes_are_damaged_not_a_panic() {
         let ring = StaticKeys(vec![kek("k1", 1)]);
-        for blob in [&b""[..], &[2], &[2, 2, b'k', b'1'], &[2, 2, b'k', b'1', 0, 0, 0]] {
+        for blob in [
+            &b""[..],
+            &[2],
+            &[2, 2, b'k', b'1'],
+            &[2, 2, b'k', b'1', 0, 0, 0],
+        ] {
             assert!(open(&ring, "k1", b"x", blob).is_err());
         }
     }

@@ -130,6 +130,7 @@ pub fn dev_config(dev: &Dev, smtp: &SmtpConfig, dir: &std::path::Path) -> Config
         audit: rekey::config::audit::AuditSection::default(),
         api: rekey::config::api::ApiSection::default(),
         helpdesk: rekey::config::helpdesk::HelpdeskSection::default(),
+        secrets: rekey::config::SecretsSection::default(),
     }
 }
 

@@ -554,7 +554,8 @@ pub async fn prune_command(config: &Config, key_file: Option<&Path>, before: &st
         }) => {
             match (kept_from, anchor) {
                 (Some(from), Some((id, _))) => println!(
-                    "deleted {deleted} audit records before {before}; the chain now starts at                      record {from}, anchored by checkpoint #{id}"
+                    "deleted {deleted} audit records before {before}; the chain now starts at \
+                     record {from}, anchored by checkpoint #{id}"
                 ),
                 (Some(from), None) => {
                     println!("nothing to delete: the chain starts at record {from}");

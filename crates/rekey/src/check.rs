@@ -282,9 +282,58 @@ pub async fn check(config: &Config) -> Report {
     };
     Report {
         sections: vec![
-            version, directory, tier, server, store, smtp, scope, engine, passwords, entra,
+            version,
+            directory,
+            tier,
+            server,
+            store,
+            smtp,
+            scope,
+            engine,
+            passwords,
+            entra,
+            keys_and_audit(config),
+            api_section(config, true),
+            helpdesk_section(config),
         ],
     }
+}
+
+/// `[api]`: the integrations' entries (names, hashes, scopes).
+fn api_section(config: &Config, summary: bool) -> Section {
+    let mut api = Section::new("api");
+    if summary {
+        match config.api.summary() {
+            Ok(text) => api.info(text),
+            Err(e) => api.error(e.to_string()),
+        }
+    } else if let Err(e) = config.api.clients() {
+        api.error(e.to_string());
+    }
+    api
+}
+
+/// `[secrets]` (the key files load) and `[audit]` (the forwarder's settings): files only.
+fn keys_and_audit(config: &Config) -> Section {
+    let mut s = Section::new("secrets and audit");
+    match &config.secrets.key_dir {
+        Some(dir) => match crate::keys::load_dir(dir) {
+            Ok(keys) => s.info(format!(
+                "{} key file(s) in {}; new secrets are sealed under {}",
+                keys.len(),
+                dir.display(),
+                keys.keys().next_back().map_or("", String::as_str)
+            )),
+            Err(e) => s.error(e.to_string()),
+        },
+        None => s.info("secrets sealed under the key derived from server.secret_key_file"),
+    }
+    match crate::forward::checked(config.audit.forward.as_ref()) {
+        Ok(Some(_)) => s.info("audit records are forwarded ([audit.forward])"),
+        Ok(None) => s.info("audit forwarding: off"),
+        Err(e) => s.error(e.to_string()),
+    }
+    s
 }
 
 /// The sections that need no peer (no DC, database, relay or Graph is contacted and nothing is
@@ -342,8 +391,30 @@ pub fn offline(config: &Config) -> Vec<Section> {
         }
     }
     vec![
-        version, directory, server, smtp, engine, passwords, gates, entra,
+        version,
+        directory,
+        server,
+        smtp,
+        engine,
+        passwords,
+        gates,
+        entra,
+        keys_and_audit(config),
+        api_section(config, false),
+        helpdesk_section(config),
     ]
+}
+
+/// `[helpdesk]` against `[gates.privileged]`: served privileged users need approvers.
+fn helpdesk_section(config: &Config) -> Section {
+    let mut s = Section::new("helpdesk");
+    if let Err(e) = config
+        .helpdesk
+        .validate_for_privileged(config.gates.privileged.is_some())
+    {
+        s.error(e.to_string());
+    }
+    s
 }
 
 /// `[entra]`: the credential reads, a token comes, and Graph answers one read with it.

@@ -86,7 +86,8 @@ fn valid_id(id: &str) -> bool {
 /// `RK-CFG` naming `secrets.key_dir`: the directory cannot be read, a key file is not 64 hex
 /// digits, a name is not a valid id, or there is no key at all.
 pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Kek>, CliError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| key_error(format!("{}: {e}", dir.display())))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| key_error(format!("{}: {e}", dir.display())))?;
     let mut keys = BTreeMap::new();
     for entry in entries {
         let path = entry
@@ -173,7 +174,9 @@ impl DirKeys {
                     }
                     loaded.keys = keys;
                 }
-                Err(e) => tracing::warn!(error = %e, "key directory not readable; keeping the loaded keys"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "key directory not readable; keeping the loaded keys")
+                }
             }
         }
         loaded
@@ -398,7 +401,10 @@ pub async fn rotate_command(config: &Config) -> Result<(), CliError> {
         Some(server) => Some(crate::config::read_secret_key(&server.secret_key_file)?),
         None => None,
     };
-    let id = new_id(rekey_core::clock::unix(std::time::SystemTime::now()), &existing)?;
+    let id = new_id(
+        rekey_core::clock::unix(std::time::SystemTime::now()),
+        &existing,
+    )?;
     let path = write_key(dir, &id)?;
     println!("new key {id} in {}", path.display());
     let mut keys: Vec<Kek> = load_dir(dir)?.into_values().rev().collect();
@@ -420,13 +426,22 @@ pub async fn rotate_command(config: &Config) -> Result<(), CliError> {
     let left: usize = second.missing.values().sum::<usize>() + second.damaged + second.raced;
     if left > 0 {
         for (key, n) in &second.missing {
-            println!("  {n} value(s) under key {key}, which is not in {}", dir.display());
+            println!(
+                "  {n} value(s) under key {key}, which is not in {}",
+                dir.display()
+            );
         }
         if second.damaged > 0 {
-            println!("  {} value(s) that do not open (left as they are)", second.damaged);
+            println!(
+                "  {} value(s) that do not open (left as they are)",
+                second.damaged
+            );
         }
         if second.raced > 0 {
-            println!("  {} value(s) changed while re-sealing: run the command again", second.raced);
+            println!(
+                "  {} value(s) changed while re-sealing: run the command again",
+                second.raced
+            );
         }
         return Err(keys_error(format!(
             "{left} stored value(s) are not under the new key; keep the older key files"

@@ -1,8 +1,6 @@
 //! `rekey`: the binary that wires Rekey's adapters together.
 
-use rekey::{
-    admin, api_token, audit_chain, audit_cmd, check, config, doctor, keys, remind, serve,
-};
+use rekey::{admin, api_token, audit_chain, audit_cmd, check, config, doctor, keys, remind, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -151,6 +151,10 @@ pub async fn engine(config: &Config, background: bool) -> Result<Built, CliError
     config.engine.apply(&mut engine_config);
     config.passwords.apply(&mut engine_config);
     crate::config::methods::apply(config, &mut engine_config)?;
+    // Privileged users served: their method changes wait for approvers, who must exist.
+    config
+        .helpdesk
+        .validate_for_privileged(config.gates.privileged.is_some())?;
     engine_config.helpdesk = config.helpdesk.rules(&ad).await?;
     let sms = sms_sender(config)?;
     let passkeys = passkeys(config, server)?;
@@ -300,7 +304,7 @@ pub async fn build_portal(config: &Config) -> Result<Portal, CliError> {
         reminders: config.reminders.clone(),
         directory_config: config.directory.clone(),
         checkpoints: std::sync::Mutex::new(checkpoint_key),
-        forward: config.audit.forward.clone(),
+        forward: crate::forward::checked(config.audit.forward.as_ref())?,
     })
 }
 

@@ -31,7 +31,6 @@ mod databases;
 
 use databases::{Env, Kind};
 
-
 both!(
     intact_chain_with_checkpoints_verifies,
     edited_body_is_named,

@@ -339,7 +339,10 @@ fn rotate_key_adds_keys_and_a_missing_key_stops_the_start() {
     assert!(text(&o).contains("new key"), "{}", text(&o));
     let first = key_files();
     assert_eq!(first.len(), 1, "{first:?}");
-    let mode = std::fs::metadata(keys.join(&first[0])).unwrap().permissions().mode();
+    let mode = std::fs::metadata(keys.join(&first[0]))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     // Key ids are UTC seconds: the second must sort after the first.
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -359,10 +362,17 @@ fn rotate_key_adds_keys_and_a_missing_key_stops_the_start() {
         .arg(&db)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let o = rekey(&c, &["admin", "enrollment-report"], "");
     assert!(!o.status.success());
     let t = text(&o);
-    assert!(t.contains("RK-KEY-001") && t.contains("20200101T000000Z"), "{t}");
+    assert!(
+        t.contains("RK-KEY-001") && t.contains("20200101T000000Z"),
+        "{t}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

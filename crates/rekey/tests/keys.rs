@@ -87,8 +87,17 @@ async fn rotation_keeps_every_secret_readable(env: Arc<Env>) {
     // and ciphertext directly under the derived key), one queued message.
     let mut users = Vec::new();
     for user in 1..=20u8 {
-        let kind = if user % 2 == 0 { MethodKind::Totp } else { MethodKind::Questions };
-        let data = seal(&k1, &OsRandom, &method_binding(&Guid([user; 16]), kind), &plain(user));
+        let kind = if user % 2 == 0 {
+            MethodKind::Totp
+        } else {
+            MethodKind::Questions
+        };
+        let data = seal(
+            &k1,
+            &OsRandom,
+            &method_binding(&Guid([user; 16]), kind),
+            &plain(user),
+        );
         env.store
             .upsert_enrollment(&sealed(user, kind, &k1.id, data))
             .await
@@ -110,7 +119,12 @@ async fn rotation_keeps_every_secret_readable(env: Arc<Env>) {
         [nonce.as_slice(), &ct].concat()
     };
     env.store
-        .upsert_enrollment(&sealed(21, MethodKind::Totp, &old_legacy.id, before_envelopes))
+        .upsert_enrollment(&sealed(
+            21,
+            MethodKind::Totp,
+            &old_legacy.id,
+            before_envelopes,
+        ))
         .await
         .unwrap();
     users.push((21, MethodKind::Totp));
@@ -129,7 +143,10 @@ async fn rotation_keeps_every_secret_readable(env: Arc<Env>) {
     let lost = key_dir(&format!("{:?}-lost", env.kind));
     write_key(&lost, "20250101T000000Z", 7);
     let wrong = DirKeys::open(&lost, Some(old_legacy.clone())).unwrap();
-    let refused = check_store(&wrong, &env.store).await.unwrap_err().to_string();
+    let refused = check_store(&wrong, &env.store)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(refused.starts_with("RK-KEY-001"), "{refused}");
     assert!(refused.contains("20260101T000000Z"), "{refused}");
     check_store(server_ring.as_ref(), &env.store).await.unwrap();
@@ -139,7 +156,11 @@ async fn rotation_keeps_every_secret_readable(env: Arc<Env>) {
     write_key(&dir, "20260201T000000Z", 2);
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (store_env, ring, stop) = (Arc::clone(&env), Arc::clone(&server_ring), Arc::clone(&stop));
+        let (store_env, ring, stop) = (
+            Arc::clone(&env),
+            Arc::clone(&server_ring),
+            Arc::clone(&stop),
+        );
         tokio::spawn(async move {
             let binding = method_binding(&Guid([22; 16]), MethodKind::Totp);
             let mut n = 0;
@@ -157,7 +178,11 @@ async fn rotation_keeps_every_secret_readable(env: Arc<Env>) {
             n
         })
     };
-    let mut all = rekey::keys::load_dir(&dir).unwrap().into_values().rev().collect::<Vec<_>>();
+    let mut all = rekey::keys::load_dir(&dir)
+        .unwrap()
+        .into_values()
+        .rev()
+        .collect::<Vec<_>>();
     all.push(old_legacy.clone());
     let tool_ring = StaticKeys(all);
     let k2 = tool_ring.current();
@@ -176,7 +201,10 @@ async fn rotation_keeps_every_secret_readable(env: Arc<Env>) {
     let second = reseal(&env.store, &tool_ring, &k2).await.unwrap();
     assert_eq!((second.raced, second.damaged), (0, 0), "{second:?}");
     assert!(second.missing.is_empty(), "{second:?}");
-    assert_eq!(first.resealed, 22, "20 envelopes, one value from before them, one queued item");
+    assert_eq!(
+        first.resealed, 22,
+        "20 envelopes, one value from before them, one queued item"
+    );
 
     // The old key files go: a server with only the new key reads everything, and starts.
     std::fs::remove_file(dir.join("20260101T000000Z.key")).unwrap();
@@ -186,7 +214,9 @@ async fn rotation_keeps_every_secret_readable(env: Arc<Env>) {
     let queued = env.store.sealed_outbox().await.unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(
-        open(&only_new, "", b"item-1", &queued[0].payload).unwrap().as_slice(),
+        open(&only_new, "", b"item-1", &queued[0].payload)
+            .unwrap()
+            .as_slice(),
         b"queued code mail"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -200,7 +230,10 @@ fn a_key_directory_with_a_bad_file_is_refused_with_its_name() {
     let dir = key_dir("bad");
     std::fs::write(dir.join("k1.key"), "not hex").unwrap();
     let err = DirKeys::open(&dir, None).err().unwrap().to_string();
-    assert!(err.contains("secrets.key_dir") && err.contains("k1.key"), "{err}");
+    assert!(
+        err.contains("secrets.key_dir") && err.contains("k1.key"),
+        "{err}"
+    );
     let empty = key_dir("empty");
     let err = DirKeys::open(&empty, None).err().unwrap().to_string();
     assert!(err.contains("no key file"), "{err}");
