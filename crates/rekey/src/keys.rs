@@ -450,14 +450,20 @@ pub async fn rotate_command(config: &Config) -> Result<(), CliError> {
     let older: Vec<&String> = existing.keys().collect();
     if !older.is_empty() {
         println!(
-            "nothing stored is under the older key(s) {} any more; TOTP set-ups in progress may \
-             still need them for {} minutes, after which their files can be removed",
+            "no enrollment or queued message is under the older key(s) {} any more; TOTP \
+             set-ups in progress and method changes waiting for approval may still need them \
+             for {} minutes, after which their files can be removed",
             older
                 .iter()
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            config.engine.flow_ttl_secs.unwrap_or(900) / 60
+            config
+                .engine
+                .flow_ttl_secs
+                .unwrap_or(900)
+                .max(config.helpdesk.approval_secs)
+                / 60
         );
     }
     Ok(())
