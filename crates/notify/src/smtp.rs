@@ -1,22 +1,27 @@
-//! `SmtpMailer`: `rekey_core::notify::Mailer` over SMTP with lettre (tokio, rustls + ring).
+//! `SmtpMailer`: `rekey_core::notify::Mailer` over SMTP with lettre's client (tokio, rustls + ring).
 //!
-//! lettre's async transport keeps a pool of open relay connections. Two lettre traits shape the
-//! code below: the pool needs a Tokio runtime when it is created and when it is dropped (it spawns
-//! cleanup tasks), and only the connect step has a timeout. So the transport is built lazily by
-//! the first `send` (inside the caller's runtime), dropped inside that runtime, and every send runs
-//! to completion in its own task under a deadline. A send that misses the deadline retires the
-//! whole pool: its half-used connection must not be handed to the next mail.
+//! lettre 0.11.23's pooled transport never sets `TCP_NODELAY`, which cost every message ~40 ms
+//! (a delayed ACK; fixed upstream in lettre PR #1159, not released yet), and it takes no socket of
+//! ours. So the socket, the TLS wrapper for SMTPS and a small pool of idle connections are ours
+//! ([`relay`]); lettre's `AsyncSmtpConnection` speaks SMTP, STARTTLS and AUTH over them.
+//!
+//! Every send runs to completion in its own task under the deadline `smtp.timeout_ms`: a caller
+//! that gives up (a dropped request) does not cut a connection off mid-command. A clean send parks
+//! its connection for the next mail; a failed one closes it. A send that misses the deadline
+//! retires the whole pool: the next send connects afresh.
+
+mod relay;
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue, MIME_VERSION_1_0};
 use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
-use lettre::transport::smtp::{AsyncSmtpTransportBuilder, Error as SmtpError};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use rekey_core::BoxFuture;
 use rekey_core::notify::{Email, Mailer, NotifyError};
 use rustls_pki_types::CertificateDer;
@@ -24,42 +29,22 @@ use rustls_pki_types::pem::PemObject;
 use tokio::runtime::Handle;
 use tracing::{debug, warn};
 
+use self::relay::{Pool, Relay, Security};
 use crate::config::{SmtpConfig, TlsMode};
 use crate::{SetupError, mask_email};
 
 /// Sends plain-text UTF-8 mail through one configured relay.
 ///
-/// Build it once (at start) and share it: connections to the relay are pooled and reused. The
-/// first `send` must run inside a Tokio runtime; the pool belongs to that runtime.
+/// Build it once (at start) and share it: connections to the relay are pooled and reused. Sends
+/// must run inside a Tokio runtime.
 pub struct SmtpMailer {
     from: Mailbox,
     /// Right-hand side of Message-IDs: the sender's domain.
     id_domain: String,
-    builder: AsyncSmtpTransportBuilder,
     timeout: Duration,
-    relay: String,
-    slot: Arc<Mutex<Slot>>,
-}
-
-#[derive(Default)]
-struct Slot {
-    generation: u64,
-    live: Option<Live>,
-}
-
-/// A built transport and the runtime its pool lives in.
-struct Live {
-    generation: u64,
-    runtime: Handle,
-    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        // lettre's pool spawns its shutdown on drop, which needs a runtime context.
-        let _entered = self.runtime.enter();
-        drop(self.transport.take());
-    }
+    /// `host:port`, for messages.
+    name: String,
+    relay: Arc<Relay>,
 }
 
 impl SmtpMailer {
@@ -76,7 +61,7 @@ impl SmtpMailer {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let tls = match config.tls {
+        let security = match config.tls {
             TlsMode::None => {
                 if !config.host_is_loopback() {
                     warn!(
@@ -88,61 +73,66 @@ impl SmtpMailer {
                 if config.ca_file.is_some() {
                     warn!("smtp.ca_file is ignored: smtp.tls is \"none\"");
                 }
-                Tls::None
+                Security::None
             }
-            TlsMode::Starttls => Tls::Required(tls_parameters(&host, config)?),
-            TlsMode::Tls => Tls::Wrapper(tls_parameters(&host, config)?),
+            TlsMode::Starttls => Security::Starttls(tls_parameters(&host, config)?),
+            TlsMode::Tls => Security::Implicit(tls_parameters(&host, config)?),
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
-            .port(checked.port)
-            .tls(tls)
-            .timeout(Some(checked.timeout));
-        if let Some((user, password)) = checked.credentials {
-            builder = builder.credentials(Credentials::new(user, password));
-        }
         let id_domain = checked.from.email.domain().to_owned();
         debug!(host, port = checked.port, tls = ?config.tls, "mail relay configured");
         Ok(Self {
             from: checked.from,
             id_domain,
-            builder,
             timeout: checked.timeout,
-            relay: format!("{host}:{}", checked.port),
-            slot: Arc::default(),
+            name: format!("{host}:{}", checked.port),
+            relay: Arc::new(Relay {
+                host,
+                port: checked.port,
+                security,
+                credentials: checked
+                    .credentials
+                    .map(|(user, password)| Credentials::new(user, password)),
+                hello: ClientId::default(),
+                timeout: checked.timeout,
+                idle: Pool::for_relay(),
+            }),
         })
     }
 
     /// Reach the relay without sending mail (for `rekey doctor`): connect, EHLO, STARTTLS or
-    /// TLS as configured, AUTH when credentials are set, then NOOP, on a transport of its own
-    /// (the sending pool is not touched). Bounded by `smtp.timeout_ms`.
+    /// TLS as configured, AUTH when credentials are set, then NOOP and QUIT, on a connection of
+    /// its own (the pool is not touched). Bounded by `smtp.timeout_ms`.
     ///
     /// # Errors
     /// `Unavailable` (connect, TLS, timeout, a 4xx answer) or `Refused` (a 5xx answer, e.g. a
     /// rejected login).
     pub async fn probe(&self) -> Result<(), NotifyError> {
-        let transport = self.builder.clone().build::<Tokio1Executor>();
-        let outcome = match tokio::time::timeout(self.timeout, transport.test_connection()).await {
+        let check = async {
+            let mut conn = self.relay.open().await?;
+            let answered = conn.test_connected().await;
+            // Politeness only: the answer to QUIT changes nothing.
+            let _ = conn.quit().await;
+            Ok(answered)
+        };
+        match tokio::time::timeout(self.timeout, check).await {
             Ok(Ok(true)) => Ok(()),
             Ok(Ok(false)) => Err(NotifyError::Unavailable(format!(
                 "{}: the relay did not answer NOOP",
-                self.relay
+                self.name
             ))),
-            Ok(Err(e)) => Err(match classify(&e) {
-                NotifyError::Refused(t) => NotifyError::Refused(format!("{}: {t}", self.relay)),
-                NotifyError::Unavailable(t) | NotifyError::Address(t) => {
-                    NotifyError::Unavailable(format!("{}: {t}", self.relay))
-                }
-            }),
+            Ok(Err(NotifyError::Refused(t))) => {
+                Err(NotifyError::Refused(format!("{}: {t}", self.name)))
+            }
+            Ok(Err(NotifyError::Unavailable(t) | NotifyError::Address(t))) => {
+                Err(NotifyError::Unavailable(format!("{}: {t}", self.name)))
+            }
             Err(_) => Err(NotifyError::Unavailable(format!(
                 "{}: no answer within {} ms",
-                self.relay,
+                self.name,
                 self.timeout.as_millis()
             ))),
-        };
-        drop(transport);
-        outcome
+        }
     }
-
     /// The message as it goes on the wire: From, To, Subject, Date, Message-ID, `MIME-Version`,
     /// `Content-Type: text/plain; charset=utf-8` (lettre picks the transfer encoding),
     /// `Auto-Submitted: auto-generated`, `X-Auto-Response-Suppress: All`.
@@ -173,51 +163,29 @@ impl SmtpMailer {
             .map_err(|e| NotifyError::Address(format!("{}: {e}", mask_email(&mail.to))))?;
         Ok((message, domain))
     }
-
-    /// The pooled transport, built on first use inside the caller's runtime.
-    fn transport(&self) -> Result<(u64, AsyncSmtpTransport<Tokio1Executor>), NotifyError> {
-        let runtime = Handle::try_current().map_err(|_| {
-            NotifyError::Unavailable("the mailer must be used inside a Tokio runtime".into())
-        })?;
-        let mut slot = lock(&self.slot);
-        if let Some(Live {
-            generation,
-            transport: Some(transport),
-            ..
-        }) = &slot.live
-        {
-            return Ok((*generation, transport.clone()));
-        }
-        slot.generation += 1;
-        let generation = slot.generation;
-        let transport = self.builder.clone().build::<Tokio1Executor>();
-        slot.live = Some(Live {
-            generation,
-            runtime,
-            transport: Some(transport.clone()),
-        });
-        Ok((generation, transport))
-    }
 }
 
 impl Mailer for SmtpMailer {
     fn send<'a>(&'a self, mail: &'a Email) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
             let (message, domain) = self.message(mail)?;
-            let (generation, transport) = self.transport()?;
-            let slot = Arc::clone(&self.slot);
+            if Handle::try_current().is_err() {
+                return Err(NotifyError::Unavailable(
+                    "the mailer must be used inside a Tokio runtime".into(),
+                ));
+            }
+            let relay = Arc::clone(&self.relay);
             let deadline = self.timeout;
             let started = Instant::now();
             debug!(domain, "sending mail");
-            // Its own task: a caller that gives up (a dropped request) must not cut a connection
-            // off mid-command, because lettre would put it back in the pool.
+            // Its own task: a caller that gives up must not cut a connection off mid-command.
             let task = tokio::spawn(async move {
-                let mut send = std::pin::pin!(transport.send(message));
-                match tokio::time::timeout(deadline, send.as_mut()).await {
-                    Ok(result) => result.map(drop).map_err(|e| classify(&e)),
+                let generation = relay.idle.generation();
+                match tokio::time::timeout(deadline, deliver(&relay, generation, &message)).await {
+                    Ok(result) => result,
                     Err(_) => {
-                        // Before `send` is dropped and its connection recycled.
-                        retire(&slot, generation);
+                        // The connection in use is dropped with the send; the idle ones go too.
+                        relay.idle.retire(generation);
                         Err(NotifyError::Unavailable(format!(
                             "the mail relay did not answer within {} ms",
                             deadline.as_millis()
@@ -240,31 +208,35 @@ impl Mailer for SmtpMailer {
     }
 }
 
+/// One message over a pooled (or new) connection; the connection is parked again only after the
+/// relay accepted the message.
+async fn deliver(relay: &Relay, generation: u64, message: &Message) -> Result<(), NotifyError> {
+    let mut conn = relay.connection().await?;
+    match conn.send(message.envelope(), &message.formatted()).await {
+        Ok(_) => {
+            if let Some(mut extra) = relay.idle.put(generation, conn) {
+                let _ = extra.quit().await;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            // lettre already sent QUIT and closed it after an SMTP error; not after its own checks.
+            if !conn.has_broken() {
+                conn.abort().await;
+            }
+            Err(classify(&e))
+        }
+    }
+}
+
 impl fmt::Debug for SmtpMailer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SmtpMailer")
-            .field("relay", &self.relay)
+            .field("relay", &self.name)
             .field("from", &self.from.to_string())
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
-}
-
-fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Drop the pool a timed-out send used (unless it was replaced already); the next send builds a
-/// fresh one.
-fn retire(slot: &Mutex<Slot>, generation: u64) {
-    let old = {
-        let mut slot = lock(slot);
-        match &slot.live {
-            Some(live) if live.generation == generation => slot.live.take(),
-            _ => None,
-        }
-    };
-    drop(old);
 }
 
 /// 5xx → refused for good; everything else (connect, TLS, timeouts, 4xx, broken answers) →

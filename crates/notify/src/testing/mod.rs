@@ -13,11 +13,12 @@
 //! ```
 //!
 //! The sink answers `reject-*@…` recipients with `550 5.1.1` and `tempfail-*@…` with
-//! `451 4.3.0`, so refusal paths are tested against real relay answers. A whole relay in trouble
-//! ([`Relay`], [`SmtpSink::start_relay`]): slow (every answer to DATA or RCPT late), or failing
-//! every recipient temporarily (`451 4.3.0`) or for good (`554 5.7.1`). It runs in its own process
-//! group, is killed when the `SmtpSink` is dropped, and exits by itself when the test process
-//! dies (it watches its stdin).
+//! `451 4.3.0`, so refusal paths are tested against real relay answers, and `slow<ms>-*@…`
+//! recipients (e.g. `slow3000-x@corp.example.com`) only after that many milliseconds. A whole
+//! relay in trouble ([`Relay`], [`SmtpSink::start_relay`]): slow (every answer to DATA or RCPT
+//! late), or failing every recipient temporarily (`451 4.3.0`) or for good (`554 5.7.1`). It runs
+//! in its own process group, is killed when the `SmtpSink` is dropped, and exits by itself when
+//! the test process dies (it watches its stdin).
 //!
 //! Needs `python3-aiosmtpd` (`dev/mail install`, or `apt-get install -y python3-aiosmtpd`) and,
 //! for the TLS sinks, the `openssl` command. `REKEY_TEST_PYTHON` picks the interpreter.
@@ -175,6 +176,17 @@ impl SmtpSink {
         Self::spawn(Mode::Starttls, Relay::Healthy)
     }
 
+    /// A `STARTTLS` sink (as [`SmtpSink::start_starttls`]) that requires SMTP AUTH (PLAIN or
+    /// LOGIN, after STARTTLS) with this user and password before it takes mail.
+    #[must_use]
+    pub fn start_starttls_with_login(user: &str, password: &str) -> Self {
+        Self::spawn_with(
+            Mode::Starttls,
+            Relay::Healthy,
+            &[format!("--login={user}:{password}")],
+        )
+    }
+
     /// A sink speaking TLS from the first byte (SMTPS), certificate as for `start_starttls`.
     #[must_use]
     pub fn start_smtps() -> Self {
@@ -311,13 +323,21 @@ impl SmtpSink {
     }
 
     fn spawn(mode: Mode, relay: Relay) -> Self {
+        Self::spawn_with(mode, relay, &[])
+    }
+
+    fn spawn_with(mode: Mode, relay: Relay, options: &[String]) -> Self {
         let python = python();
         let dir = temp_dir();
         let maildir = dir.join("maildir");
         let script = dir.join("sink.py");
         std::fs::write(&script, SINK_PY).unwrap();
         let mut command = Command::new(&python);
-        command.arg(&script).args(relay.args()).arg(&maildir);
+        command
+            .arg(&script)
+            .args(relay.args())
+            .args(options)
+            .arg(&maildir);
         let ca_file = match mode {
             Mode::Plain => {
                 command.arg("plain");

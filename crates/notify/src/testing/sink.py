@@ -4,11 +4,13 @@ Stores every accepted message in a Maildir, like `aiosmtpd.handlers.Mailbox`, an
 recipients with errors so tests can see real relay refusals:
   reject-*@...    550 5.1.1 (permanent)
   tempfail-*@...  451 4.3.0 (transient)
+and answers `slow<MS>-*@...` recipients only after MS milliseconds (one slow mail among fast ones).
 Options make the whole relay slow or failing (a relay in trouble, for timing tests):
   --data-delay=SECONDS   wait before answering each message (the reply to DATA's final dot)
   --rcpt-delay=SECONDS   wait before answering each RCPT TO
   --rcpt-answer=temp     answer every RCPT TO with 451 4.3.0 (failing, temporary)
   --rcpt-answer=perm     answer every RCPT TO with 554 5.7.1 (failing, permanent)
+  --login=USER:PASSWORD  require SMTP AUTH with these credentials (TLS modes: after STARTTLS)
 
 usage: sink.py [OPTIONS] MAILDIR MODE [CERT KEY]   MODE: plain | starttls | smtps
 Listens on a free 127.0.0.1 port, prints it on stdout once it accepts connections, and exits
@@ -18,12 +20,13 @@ when its stdin closes (the test process ended, however it ended).
 import asyncio
 import logging
 import os
+import re
 import socket
 import ssl
 import sys
 
 from aiosmtpd.handlers import Mailbox
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Sink(Mailbox):
@@ -41,6 +44,9 @@ class Sink(Mailbox):
         if self.rcpt_answer == "perm":
             return "554 5.7.1 <%s>: relay refuses all mail (failing test sink)" % address
         local = address.split("@", 1)[0].lower()
+        slow = re.match(r"slow(\d+)-", local)
+        if slow:
+            await asyncio.sleep(int(slow.group(1)) / 1000)
         if local.startswith("reject"):
             return "550 5.1.1 <%s>: recipient rejected by the test sink" % address
         if local.startswith("tempfail"):
@@ -67,6 +73,15 @@ async def main(options, maildir, mode, cert=None, key=None):
     if mode != "plain":
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
+    login = options.get("login")
+    authenticator = None
+    if login is not None:
+        user, password = login.encode().split(b":", 1)
+
+        def authenticator(server, session, envelope, mechanism, data):
+            ok = isinstance(data, LoginPassword) and (data.login, data.password) == (user, password)
+            return AuthResult(success=ok, handled=False)
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -78,6 +93,8 @@ async def main(options, maildir, mode, cert=None, key=None):
             hostname="sink.rekey.test",
             tls_context=context if mode == "starttls" else None,
             require_starttls=mode == "starttls",
+            authenticator=authenticator,
+            auth_required=authenticator is not None,
         )
 
     loop = asyncio.get_running_loop()

@@ -82,3 +82,48 @@ async fn the_ca_file_must_hold_a_certificate() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn smtp_auth_after_starttls_logs_in_and_a_wrong_login_is_refused() {
+    let sink = SmtpSink::start_starttls_with_login("svc-rekey", "correct horse");
+    let file = sink.maildir().with_file_name("smtp.pass");
+    let mut config = sink.mailer_config();
+    config.username = Some("svc-rekey".into());
+    config.password_file = Some(file.clone());
+
+    std::fs::write(&file, "correct horse\n").unwrap();
+    let mailer = SmtpMailer::new(&config).unwrap();
+    mailer.probe().await.unwrap();
+    mailer
+        .send(&email("mallory@corp.example.com", "auth", "code 141421"))
+        .await
+        .unwrap();
+    assert_eq!(
+        sink.wait_for("mallory@corp.example.com", WAIT)
+            .await
+            .subject,
+        "auth"
+    );
+
+    std::fs::write(&file, "wrong horse\n").unwrap();
+    let mailer = SmtpMailer::new(&config).unwrap();
+    match mailer.probe().await {
+        Err(NotifyError::Refused(why)) => assert!(why.contains("535"), "{why}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    match mailer.send(&email("niaj@corp.example.com", "x", "x")).await {
+        Err(NotifyError::Refused(why)) => assert!(why.contains("535"), "{why}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    // Without a login the relay takes no mail either.
+    config.username = None;
+    config.password_file = None;
+    let mailer = SmtpMailer::new(&config).unwrap();
+    assert!(matches!(
+        mailer
+            .send(&email("olivia@corp.example.com", "x", "x"))
+            .await,
+        Err(NotifyError::Refused(_))
+    ));
+    assert_eq!(sink.messages().len(), 1);
+}
