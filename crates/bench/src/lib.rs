@@ -1,14 +1,17 @@
 //! `rekey-bench`: Rekey against the directory's own limit, in one run on the dev domain.
 //!
 //! Baselines (a perfect client: one persistent LDAPS connection per worker, bound as the service
-//! account) and Rekey's real paths (the `ActiveDirectory` landing zone; the portal over HTTP)
-//! do the same work at the same concurrencies; every worker owns one user, so writes never
-//! contend on one object. Afterwards every user's last password must bind, or the run fails.
+//! account), the peer model (what typical portals do per "change": connect, bind, search, bind as
+//! the user, re-bind, replace — `peer.rs`) and Rekey's real paths (the `ActiveDirectory` landing
+//! zone; the portal over HTTP) do the same work at the same concurrencies; every worker owns one
+//! user, so writes never contend on one object. Afterwards every user's last password must bind,
+//! or the run fails.
 
 // A benchmark harness: the OS random source failing is not a case to handle.
 #![allow(clippy::expect_used)]
 
 pub mod dc;
+pub mod peer;
 pub mod portal;
 pub mod report;
 mod scenario;
@@ -75,6 +78,8 @@ pub(crate) struct World {
     pub accounts: Vec<rekey_core::Account>,
     /// One persistent, service-bound connection per worker (the baseline).
     pub raw: Vec<Mutex<ldap3::Ldap>>,
+    /// The peer model (`peer-change`): everything per operation, nothing kept.
+    pub peer: peer::Peer,
     pub ad: Arc<ActiveDirectory>,
     pub portal: portal::Portal,
     /// Makes every new password unique across runs (history is 24 on the dev domain).
@@ -131,6 +136,7 @@ async fn run_with(
     for _ in 0..users.len() {
         raw.push(Mutex::new(dc::connect_service(&dev).await?));
     }
+    let peer = peer::Peer::from_dev(&dev)?;
     let deadline = Duration::from_millis(opts.identify_deadline_ms);
     let portal = portal::start(&dev, ad.clone(), &users, deadline).await?;
     let world = Arc::new(World {
@@ -138,6 +144,7 @@ async fn run_with(
         users: users.into_iter().map(Mutex::new).collect(),
         accounts,
         raw,
+        peer,
         ad,
         portal,
         tag,
@@ -163,6 +170,8 @@ async fn run_with(
         }
     }
     report::add_ratios(&mut rows);
+    let mut notes = report::notes(opts);
+    notes.extend(report::against_peer(&rows));
     let mut final_users = Vec::new();
     for u in &world.users {
         final_users.push(u.lock().await.clone());
@@ -178,7 +187,7 @@ async fn run_with(
         rows,
         verified: failures.is_empty(),
         verified_users: final_users.len(),
-        notes: report::notes(opts),
+        notes,
     };
     if !failures.is_empty() {
         return Err(format!(

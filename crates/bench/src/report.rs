@@ -72,7 +72,13 @@ pub fn notes(opts: &Options) -> Vec<String> {
             opts.identify_deadline_ms
         ),
         "bench CPU = this whole process: Rekey + the bench's HTTP client, LDAP baseline client and \
-         SMTP sink; for raw-* it is the client alone"
+         SMTP sink; for raw-* and peer-change it is the client alone"
+            .into(),
+        "peer-change = what typical portals do per change: new LDAPS connection (TLS handshake), \
+         bind as the service account, subtree search by sAMAccountName, bind as the user with the \
+         old credential, re-bind as the service account, REPLACE unicodePwd — a reset, so the DC \
+         skips history and minimum age, and must-change / expired users cannot bind at all \
+         (tests/peer_model.rs)"
             .into(),
         "DC CPU = all samba processes on the host (DC1 and DC2, which replicates every write)".into(),
         format!(
@@ -85,6 +91,32 @@ pub fn notes(opts: &Options) -> Vec<String> {
             .into(),
         "engine budgets raised for the bench: per-IP attempts and mails per user per hour".into(),
     ]
+}
+
+/// Rekey's change paths against the peer model at each concurrency (×rps, Δp50), one line.
+#[must_use]
+pub fn against_peer(rows: &[Row]) -> Vec<String> {
+    let mut parts = Vec::new();
+    for peer in rows.iter().filter(|r| r.scenario == "peer-change") {
+        for r in rows.iter().filter(|r| {
+            r.concurrency == peer.concurrency
+                && (r.scenario == "zone-change" || r.scenario == "http-change")
+        }) {
+            if peer.rps > 0.0 {
+                parts.push(format!(
+                    "{} c={} ×{:.2} rps, {:+.2} ms p50",
+                    r.scenario,
+                    r.concurrency,
+                    r.rps / peer.rps,
+                    r.p50_ms - peer.p50_ms
+                ));
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Vec::new();
+    }
+    vec![format!("vs peer-change: {}", parts.join("; "))]
 }
 
 fn opt(v: Option<f64>, prec: usize, suffix: &str) -> String {

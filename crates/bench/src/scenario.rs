@@ -20,6 +20,9 @@ pub enum Kind {
     RawReset,
     /// Baseline: delete old + add new in one modify, same connection.
     RawChange,
+    /// What peer portals do per "change" (`peer.rs`): new LDAPS connection, service bind, subtree
+    /// search, user bind with the old credential, re-bind, `unicodePwd` replace (a reset).
+    PeerChange,
     /// `ActiveDirectory::reset` (LandingZone), Rekey's pool.
     ZoneReset,
     /// `ActiveDirectory::change` (LandingZone), Rekey's pool.
@@ -31,11 +34,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::RawReset,
         Kind::ZoneReset,
         Kind::HttpReset,
         Kind::RawChange,
+        Kind::PeerChange,
         Kind::ZoneChange,
         Kind::HttpChange,
     ];
@@ -45,6 +49,7 @@ impl Kind {
         match self {
             Kind::RawReset => "raw-reset",
             Kind::RawChange => "raw-change",
+            Kind::PeerChange => "peer-change",
             Kind::ZoneReset => "zone-reset",
             Kind::ZoneChange => "zone-change",
             Kind::HttpChange => "http-change",
@@ -57,7 +62,7 @@ impl Kind {
     pub fn baseline(self) -> Option<Kind> {
         match self {
             Kind::ZoneReset | Kind::HttpReset => Some(Kind::RawReset),
-            Kind::ZoneChange | Kind::HttpChange => Some(Kind::RawChange),
+            Kind::ZoneChange | Kind::HttpChange | Kind::PeerChange => Some(Kind::RawChange),
             Kind::RawReset | Kind::RawChange => None,
         }
     }
@@ -210,6 +215,11 @@ async fn worker(
         match kind {
             Kind::RawReset => dc::raw_reset(&mut raw, &user.dn, &new).await?,
             Kind::RawChange => dc::raw_change(&mut raw, &user.dn, &user.password, &new).await?,
+            Kind::PeerChange => world
+                .peer
+                .change(&user.sam, &user.password, &new)
+                .await
+                .map_err(|e| e.to_string())?,
             Kind::ZoneReset => {
                 LandingZone::reset(
                     world.ad.as_ref(),

@@ -32,5 +32,13 @@ async fn quick_bench_runs_every_scenario_and_loses_no_write() {
     }
     let md = rekey_bench::report::markdown(&report);
     assert!(md.contains("| http-reset | 4 |"), "{md}");
+    assert!(md.contains("| peer-change | 4 |"), "{md}");
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.starts_with("vs peer-change: ")),
+        "{md}"
+    );
     eprintln!("{md}\nsmoke run took {:.1} s", t.elapsed().as_secs_f64());
 }
