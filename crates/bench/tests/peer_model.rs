@@ -106,6 +106,11 @@ async fn native(dev: &Dev, ldap: &mut Ldap, u: &User, old: &str, new: &str) -> O
         Mod::Add(b"unicodePwd".to_vec(), HashSet::from([unicode_pwd(new)])),
     ];
     let r = ldap.modify(&u.dn, m).await.unwrap();
+    written(dev, u, new, r).await
+}
+
+/// What a write's result says, and whether `new` binds afterwards.
+async fn written(dev: &Dev, u: &User, new: &str, r: ldap3::LdapResult) -> Outcome {
     let landed = r.rc == 0 && dev.bind(&u.dn, new).await.0 == 0;
     Outcome {
         rc: r.rc,
@@ -131,13 +136,7 @@ async fn hinted_reset(dev: &Dev, ldap: &mut Ldap, u: &User, new: &str) -> Outcom
         .modify(&u.dn, m)
         .await
         .unwrap();
-    let landed = r.rc == 0 && dev.bind(&u.dn, new).await.0 == 0;
-    Outcome {
-        rc: r.rc,
-        text: r.text,
-        step: None,
-        landed,
-    }
+    written(dev, u, new, r).await
 }
 
 async fn attr(dev: &Dev, dn: &str, name: &str) -> Option<String> {

@@ -59,6 +59,21 @@ fn rekey_logging(config: &PathBuf, args: &[&str], stdin: &str, log: &str) -> Out
     child.wait_with_output().unwrap()
 }
 
+/// Run `python` (a python3 program) with the SQLite file `db` as its argument, as someone with
+/// file access to the store would.
+fn sqlite_python(db: &std::path::Path, python: &str) {
+    let out = Command::new("python3")
+        .args(["-c", python])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -252,16 +267,7 @@ fn audit_verify_detects_an_edit() {
     // Someone with file access drops the append-only trigger and edits a record.
     let py = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('DROP TRIGGER audit_no_update'); \
               c.execute(\"UPDATE audit SET body=replace(body,'alice','mallory') WHERE seq=1\"); c.commit()";
-    let out = Command::new("python3")
-        .args(["-c", py])
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sqlite_python(&db, py);
     let o = rekey(&c, &["audit", "verify"], "");
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -354,18 +360,9 @@ fn rotate_key_adds_keys_and_a_missing_key_stops_the_start() {
 
     // A value sealed under a key that is not in key_dir (a lost or forgotten file).
     let db = c.with_file_name("rekey.db");
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"INSERT INTO enrollments (user_guid, method, value, verified_at, data, key_id) VALUES (randomblob(16), 'totp', 'app', 1, x'00', '20200101T000000Z')\"); c.commit()",
-        ])
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    sqlite_python(
+        &db,
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"INSERT INTO enrollments (user_guid, method, value, verified_at, data, key_id) VALUES (randomblob(16), 'totp', 'app', 1, x'00', '20200101T000000Z')\"); c.commit()",
     );
     let o = rekey(&c, &["admin", "enrollment-report"], "");
     assert!(!o.status.success());
