@@ -10,8 +10,12 @@ pub enum Actor {
     /// The end user (self-service), identified only by what the target is.
     #[default]
     User,
+    /// An operator of the helpdesk console, by sAMAccountName.
     Helpdesk(String),
+    /// An operator of the CLI, by OS user name.
     Admin(String),
+    /// An integration of the JSON API (chat bot, ticketing), by its `[api]` client name.
+    Api(String),
     System,
 }
 
@@ -43,6 +47,9 @@ pub enum Operation {
     MustChange,
     /// A helpdesk action on a sensitive account was requested, approved or rejected.
     Approval,
+    /// An integration of the JSON API looked a user up for the helpdesk (state, masked
+    /// methods, recent events). The console's look-ups are not recorded.
+    Lookup,
 }
 
 impl Operation {
@@ -65,6 +72,7 @@ impl Operation {
             Self::HelpdeskSignIn => "helpdesk_sign_in",
             Self::MustChange => "must_change",
             Self::Approval => "approval",
+            Self::Lookup => "lookup",
         }
     }
 }

@@ -124,16 +124,18 @@ fn operation_title(op: Operation) -> &'static str {
         Operation::HelpdeskSignIn => "Helpdesk sign-in",
         Operation::MustChange => "Password change required at next logon",
         Operation::Approval => "Helpdesk approval",
+        Operation::Lookup => "Helpdesk look-up",
     }
 }
 
-/// `user`, `helpdesk:NAME`, `admin:NAME` or `system`.
+/// `user`, `helpdesk:NAME`, `admin:NAME`, `api:NAME` or `system`.
 #[must_use]
 pub fn actor_text(actor: &Actor) -> String {
     match actor {
         Actor::User => "user".into(),
         Actor::Helpdesk(n) => format!("helpdesk:{n}"),
         Actor::Admin(n) => format!("admin:{n}"),
+        Actor::Api(n) => format!("api:{n}"),
         Actor::System => "system".into(),
     }
 }
@@ -284,9 +286,9 @@ pub fn cef_value(value: &str) -> String {
 /// `CEF:0|Rekey|Rekey|<version>|<operation>|<name>|<severity>|<extension>`.
 ///
 /// Extension keys (CEF standard dictionary): `rt` (at_ms, ms since the epoch), `externalId`
-/// (seq), `act` (operation), `outcome` (result), `suser` (who acted: the operator, or the target
-/// account for self-service), `duser` (target_sam), `duid` (target_guid), `src` (client_ip),
-/// `requestClientApplication` (user agent), `reason` (error code and detail), `cs1` support id,
+/// (seq), `act` (operation), `outcome` (result), `suser` (who acted: the operator, `api:NAME` for
+/// an integration of the JSON API, or the target account for self-service), `duser`
+/// (target_sam), `duid` (target_guid), `src` (client_ip), `requestClientApplication` (user agent), `reason` (error code and detail), `cs1` support id,
 /// `cs2` zones (`zone:outcome,…`), `cs3` methods, `cs4` the record's chain hash (hex).
 #[must_use]
 pub fn cef(record: &AuditRecord, event: &AuditEvent) -> String {
@@ -300,6 +302,8 @@ pub fn cef(record: &AuditRecord, event: &AuditEvent) -> String {
     let suser = match &event.actor {
         Actor::User => event.target_sam.clone(),
         Actor::Helpdesk(n) | Actor::Admin(n) => Some(n.clone()),
+        // An integration is never mistaken for an operator of the same name.
+        Actor::Api(n) => Some(format!("api:{n}")),
         Actor::System => Some("system".into()),
     };
     let optional = [

@@ -242,6 +242,11 @@ pub static MESSAGES: &[Msg] = &[
              nichts geändert; wenden Sie sich an Ihr IT-Sicherheitsteam.",
     },
     Msg {
+        code: "RK-HD-009",
+        de: "Diese Prüfung des Anrufers stammt von einer anderen Integration oder gilt einem \
+             anderen Benutzer. Prüfen Sie zuerst den Anrufer dieses Benutzers.",
+    },
+    Msg {
         code: "RK-ACC-002",
         de: "Das Konto ist deaktiviert.",
     },
@@ -432,6 +437,8 @@ mod tests {
             OwnAccount,
             // A privileged user's method change without approvers (fail closed).
             NoApprovers,
+            // The helpdesk API: a verification of another integration or user.
+            VerificationMismatch,
             Ineligible(rekey_core::scope::Ineligible::Disabled),
             NoSuchAccount,
         );

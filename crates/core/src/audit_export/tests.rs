@@ -284,6 +284,36 @@ fn forwarded_messages_mark_the_chain_and_cannot_be_forged() {
     assert!(line.contains(" chain=\"broken\"] "), "{line}");
 }
 
+/// Every actor has its text; an integration of the JSON API reads `api:NAME` in the actor text,
+/// CEF's `suser` and syslog's structured data, never like an operator of the same name.
+#[test]
+fn actors_and_integrations() {
+    for (actor, text) in [
+        (Actor::User, "user"),
+        (Actor::Helpdesk("jo".into()), "helpdesk:jo"),
+        (Actor::Admin("jo".into()), "admin:jo"),
+        (Actor::Api("chat-bot".into()), "api:chat-bot"),
+        (Actor::System, "system"),
+    ] {
+        assert_eq!(actor_text(&actor), text);
+    }
+    let mut e = event("jdoe", "ua");
+    e.actor = Actor::Api("chat-bot".into());
+    e.operation = Operation::Lookup;
+    assert!(
+        e.canonical().contains(r#""actor":{"api":"chat-bot"}"#),
+        "{}",
+        e.canonical()
+    );
+    let r = record(&e);
+    let line = cef(&r, &e);
+    let ext = parse_cef_ext(&split_unescaped(&line, '|', 7)[7]);
+    assert_eq!(ext["suser"], "api:chat-bot");
+    assert_eq!(ext["act"], "lookup");
+    let sys = syslog(&r, &e, &SyslogOptions::default());
+    assert!(sys.contains(r#"actor="api:chat-bot""#), "{sys}");
+}
+
 #[test]
 fn syslog_pri_and_names() {
     let mut e = event("jdoe", "ua");

@@ -20,11 +20,7 @@ impl Engine {
         trail: &mut Trail,
         who: &str,
     ) -> EngineResult<Account> {
-        let account = self
-            .find(who, trail)
-            .await?
-            .ok_or(EngineError::NoSuchAccount)?;
-        trail.target(&account);
+        let account = self.helpdesk_account(trail, who).await?;
         self.inner
             .scope
             .check(&account, &self.inner.protected)

@@ -149,6 +149,50 @@ pub struct EventLine {
 /// Purpose of the caller verification code (bound to the session, the user and this purpose).
 pub(crate) const CALLER: &str = "helpdesk:caller";
 
+/// Who works the helpdesk: an operator signed in to the console, or an integration of the JSON
+/// API (by its `[api]` name). Both pass the same checks (`actable`), send and check the same
+/// caller codes, run the same acts and file the same requests for approval.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Agent<'a> {
+    Operator(&'a Account),
+    Integration(&'a str),
+}
+
+impl Agent<'_> {
+    /// The audit's actor: `helpdesk:<sam>` or `api:<name>`.
+    pub fn actor(&self) -> Actor {
+        match self {
+            Self::Operator(a) => Actor::Helpdesk(a.sam_account_name.clone()),
+            Self::Integration(n) => Actor::Api((*n).to_owned()),
+        }
+    }
+
+    /// How a request names its requester (`requested_by:<name>`, the approvals list): the
+    /// operator's sAMAccountName, or `api:<name>`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Operator(a) => a.sam_account_name.clone(),
+            Self::Integration(n) => format!("api:{n}"),
+        }
+    }
+
+    /// The operator's objectGUID (an integration has none: no person can be its requester).
+    pub fn guid(&self) -> Option<Guid> {
+        match self {
+            Self::Operator(a) => Some(a.guid),
+            Self::Integration(_) => None,
+        }
+    }
+
+    /// Who acted, in the mail to the user.
+    pub fn words(&self) -> String {
+        match self {
+            Self::Operator(a) => format!("helpdesk operator {}", a.sam_account_name),
+            Self::Integration(n) => format!("helpdesk integration {n}"),
+        }
+    }
+}
+
 /// A console session, loaded and checked.
 pub(crate) struct Session {
     pub loaded: Loaded,
@@ -348,7 +392,7 @@ impl Engine {
     /// The request context of an act: the operator named as the actor.
     pub(crate) fn as_operator(ctx: &RequestContext, operator: &Account) -> RequestContext {
         RequestContext {
-            actor: Actor::Helpdesk(operator.sam_account_name.clone()),
+            actor: Agent::Operator(operator).actor(),
             ..ctx.clone()
         }
     }
@@ -377,11 +421,9 @@ impl Engine {
         if !s.roles.operator {
             return Err(EngineError::NotAllowed);
         }
-        let mut scratch = Trail::new(Operation::Verify);
         let account = self
-            .find(who, &mut scratch)
-            .await?
-            .ok_or(EngineError::NoSuchAccount)?;
+            .helpdesk_account(&mut Trail::new(Operation::Lookup), who)
+            .await?;
         let caller = match s.caller {
             Some(c) if c.user == account.guid.0 => c,
             _ => Caller {
@@ -416,7 +458,24 @@ impl Engine {
         Ok(card)
     }
 
-    async fn card(&self, account: &Account, fresh: bool) -> EngineResult<UserCard> {
+    /// The account an operator or integration names (user name, UPN or email); one that is
+    /// unknown or ambiguous is `NoSuchAccount` (helpdesk paths may say so).
+    pub(crate) async fn helpdesk_account(
+        &self,
+        trail: &mut Trail,
+        who: &str,
+    ) -> EngineResult<Account> {
+        let account = self
+            .find(who, trail)
+            .await?
+            .ok_or(EngineError::NoSuchAccount)?;
+        trail.target(&account);
+        Ok(account)
+    }
+
+    /// What the helpdesk sees of a user: state, tier, sensitivity, masked methods, recent
+    /// events; never a secret.
+    pub(crate) async fn card(&self, account: &Account, fresh: bool) -> EngineResult<UserCard> {
         let enrolled = self.inner.store.enrollments(&account.guid).await?;
         let since = (self.now() - self.rules().recent_days * 86_400) * 1000;
         let events = self
@@ -475,17 +534,17 @@ impl Engine {
         find(MethodKind::Email).or_else(|| find(MethodKind::Sms))
     }
 
-    /// Refuse the acts' targets the console never touches: the operator's own account and
+    /// Refuse the acts' targets the helpdesk never touches: the operator's own account and
     /// privileged accounts (whatever the tier rules allow self-service), and anything outside
     /// self-service scope. The account is the live one (invariant 23).
     pub(crate) fn actable(
         &self,
         trail: &mut Trail,
-        operator: &Account,
+        agent: &Agent<'_>,
         account: &Account,
     ) -> EngineResult<()> {
         trail.target(account);
-        if account.guid == operator.guid {
+        if agent.guid() == Some(account.guid) {
             trail.note("own_account");
             return Err(EngineError::OwnAccount);
         }
@@ -533,21 +592,15 @@ impl Engine {
             return Err(EngineError::NotAllowed);
         }
         let caller = s.caller.clone().ok_or(EngineError::WrongStep)?;
-        let user = Guid(caller.user);
         let account = self
             .inner
             .directory
-            .by_guid(&user)
+            .by_guid(&Guid(caller.user))
             .await?
             .ok_or(EngineError::NoSuchAccount)?;
-        self.actable(trail, &s.operator, &account)?;
-        let enrolled = self.inner.store.enrollments(&user).await?;
-        let Some(to) = self.code_target(&enrolled).cloned() else {
-            trail.note("no_method_for_caller_code");
-            return Err(EngineError::NoCallerMethod);
-        };
-        let method = Method::of(to.method);
-        trail.methods(&[method.as_str()]);
+        let to = self
+            .caller_code_to(trail, &Agent::Operator(&s.operator), &account)
+            .await?;
         let step = Step::Console {
             at: s.at,
             operator: s.operator.sam_account_name.clone(),
@@ -558,13 +611,44 @@ impl Engine {
             }),
         };
         self.advance(&s.loaded, &step).await?;
-        let key = s.loaded.record.id.clone();
-        let masked = if method == Method::SmsOtp {
-            self.send_sms_code_for(ctx, &key, &user, &to.value, CALLER, trail)
+        self.send_caller_code(ctx, trail, &s.loaded.record.id, &account.guid, &to)
+            .await
+    }
+
+    /// Where `agent`'s caller code for the live `account` goes (its enrolled email, else phone,
+    /// past the cool-down), once the account passes `actable`.
+    pub(crate) async fn caller_code_to(
+        &self,
+        trail: &mut Trail,
+        agent: &Agent<'_>,
+        account: &Account,
+    ) -> EngineResult<Enrollment> {
+        self.actable(trail, agent, account)?;
+        let enrolled = self.inner.store.enrollments(&account.guid).await?;
+        let Some(to) = self.code_target(&enrolled).cloned() else {
+            trail.note("no_method_for_caller_code");
+            return Err(EngineError::NoCallerMethod);
+        };
+        trail.methods(&[Method::of(to.method).as_str()]);
+        Ok(to)
+    }
+
+    /// Send a caller code bound to the flow stored under `key` and to `user`, by mail or SMS
+    /// through the outbox (never inside the request); the masked address or number.
+    pub(crate) async fn send_caller_code(
+        &self,
+        ctx: &RequestContext,
+        trail: &mut Trail,
+        key: &str,
+        user: &Guid,
+        to: &Enrollment,
+    ) -> EngineResult<String> {
+        let masked = if to.method == MethodKind::Sms {
+            self.send_sms_code_for(ctx, key, user, &to.value, CALLER, trail)
                 .await?;
             mask_phone(&to.value)
         } else {
-            let code = self.put_code(&key, &user, CALLER).await?;
+            let code = self.put_code(key, user, CALLER).await?;
             let cfg = &self.inner.config;
             let minutes = cfg.code_ttl.min(600) / 60;
             let body = format!(
@@ -580,7 +664,7 @@ impl Engine {
                 subject: format!("{} helpdesk verification code", cfg.organisation),
                 body,
             };
-            self.queue_mail(&user, &mail, cfg.code_ttl.min(600)).await?;
+            self.queue_mail(user, &mail, cfg.code_ttl.min(600)).await?;
             self.kick_outbox().await;
             mask_email(&to.value)
         };
@@ -620,13 +704,38 @@ impl Engine {
             return Err(EngineError::NotAllowed);
         }
         let caller = s.caller.clone().ok_or(EngineError::WrongStep)?;
+        let operator = s.operator.sam_account_name.clone();
+        let step = |c: Caller| Step::Console {
+            at: s.at,
+            operator: operator.clone(),
+            caller: Some(c),
+        };
+        let end = s.loaded.record.expires_at;
+        self.check_caller_code(trail, &s.loaded, caller, code, step, end)
+            .await
+    }
+
+    /// Check the code a caller read out against the caller code of the flow `loaded` (a console
+    /// session or an integration's verification; `step` puts a caller back into it). Wrong:
+    /// counted in the flow — at `max_code_attempts` the code is void. Right: the caller is
+    /// verified from now, and the flow moves under a NEW id (a privilege step, invariant 13)
+    /// that ends at `expires_at`.
+    pub(crate) async fn check_caller_code(
+        &self,
+        trail: &mut Trail,
+        loaded: &Loaded,
+        caller: Caller,
+        code: &str,
+        step: impl Fn(Caller) -> Step,
+        expires_at: i64,
+    ) -> EngineResult<FlowId> {
         let user = Guid(caller.user);
         trail.target_guid(Some(&user));
         let max = self.inner.config.max_code_attempts;
         if caller.attempts >= max {
             return Err(EngineError::TooManyAttempts);
         }
-        let key = s.loaded.record.id.clone();
+        let key = loaded.record.id.clone();
         let now = self.now();
         let store = &self.inner.store;
         let typed = crate::otp::typed(code);
@@ -651,37 +760,39 @@ impl Engine {
             {
                 let _ = store.consume_challenge(&c.id).await;
             }
-            let step = Step::Console {
-                at: s.at,
-                operator: s.operator.sam_account_name.clone(),
-                caller: Some(Caller {
-                    attempts: caller.attempts + 1,
-                    ..caller
-                }),
-            };
-            self.advance(&s.loaded, &step).await?;
-            return Err(if caller.attempts + 1 >= max {
+            let attempts = caller.attempts + 1;
+            self.advance(loaded, &step(Caller { attempts, ..caller }))
+                .await?;
+            return Err(if attempts >= max {
                 EngineError::TooManyAttempts
             } else {
                 EngineError::WrongCode
             });
         }
         trail.note("caller_verified");
-        let step = Step::Console {
-            at: s.at,
-            operator: s.operator.sam_account_name.clone(),
-            caller: Some(Caller {
-                verified_at: Some(now),
-                attempts: 0,
-                ..caller
-            }),
-        };
-        self.rotate(&s.loaded, &step).await
+        let verified = step(Caller {
+            verified_at: Some(now),
+            attempts: 0,
+            ..caller
+        });
+        self.rotate(loaded, &verified, expires_at).await
     }
 
-    /// Move the session to `step` under a NEW id with the same end (never extended). Exactly
-    /// one caller wins the old id.
-    pub(crate) async fn rotate(&self, loaded: &Loaded, step: &Step) -> EngineResult<FlowId> {
+    /// Are the acts open for this caller (verified within `caller_ttl`)?
+    pub(crate) fn caller_open(&self, caller: &Caller) -> bool {
+        caller
+            .verified_at
+            .is_some_and(|at| self.now() < at + self.rules().caller_ttl)
+    }
+
+    /// Move the flow to `step` under a NEW id that ends at `expires_at` (a console session: its
+    /// own end, never extended). Exactly one caller wins the old id.
+    pub(crate) async fn rotate(
+        &self,
+        loaded: &Loaded,
+        step: &Step,
+        expires_at: i64,
+    ) -> EngineResult<FlowId> {
         if !self.inner.store.delete_flow(&loaded.record.id).await? {
             return Err(EngineError::WrongStep);
         }
@@ -690,6 +801,7 @@ impl Engine {
             id: self.flow_key(&id),
             state: serde_json::to_string(step).unwrap_or_default(),
             version: 0,
+            expires_at,
             ..loaded.record.clone()
         };
         self.inner.store.insert_flow(&record).await?;

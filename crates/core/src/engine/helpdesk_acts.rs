@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::helpdesk::Act;
+use super::helpdesk::{Act, Agent};
 use super::method_approval::MethodChange;
 use super::method_approval::PendingChange;
 use super::trail::Trail;
@@ -30,8 +30,9 @@ pub enum ActOutcome {
     Done,
     /// The one-time reset code, shown to the operator once to read to the caller.
     Code(String),
-    /// The account is sensitive: the request waits for an approver under this id.
-    Pending(String),
+    /// The account is sensitive: the request waits for an approver under `id` until
+    /// `expires_at` (Unix seconds).
+    Pending { id: String, expires_at: i64 },
 }
 
 /// What a request would do, as an approver sees it (masked: never a secret or full address).
@@ -96,7 +97,11 @@ impl Requested {
 struct Request {
     id: String,
     what: Requested,
-    requester: [u8; 16],
+    /// The requesting operator's objectGUID; none for an integration of the JSON API (no
+    /// person can be that requester, so any approver may decide it).
+    #[serde(default)]
+    requester: Option<[u8; 16]>,
+    /// `Agent::name`: the operator's sAMAccountName, or `api:<name>`.
     requester_sam: String,
     target: [u8; 16],
     target_sam: String,
@@ -157,11 +162,7 @@ impl Engine {
         let caller = s.caller.clone().ok_or(EngineError::CallerNotVerified)?;
         let user = Guid(caller.user);
         trail.target_guid(Some(&user));
-        let now = self.now();
-        let open = caller
-            .verified_at
-            .is_some_and(|at| now < at + self.inner.config.helpdesk.caller_ttl);
-        if !open {
+        if !self.caller_open(&caller) {
             trail.note("caller_not_verified");
             return Err(EngineError::CallerNotVerified);
         }
@@ -171,7 +172,21 @@ impl Engine {
             .by_guid(&user)
             .await?
             .ok_or(EngineError::NoSuchAccount)?;
-        self.actable(trail, &s.operator, &account)?;
+        self.act_on(trail, &Agent::Operator(&s.operator), &account, act)
+            .await
+    }
+
+    /// Act as `agent` on the live `account` of a caller it verified: refused where `actable`
+    /// says so; on a member of a sensitive group a request for approval instead (the record
+    /// becomes `approval`); else the act runs and the user is mailed.
+    pub(crate) async fn act_on(
+        &self,
+        trail: &mut Trail,
+        agent: &Agent<'_>,
+        account: &Account,
+        act: Act,
+    ) -> EngineResult<ActOutcome> {
+        self.actable(trail, agent, account)?;
         if self
             .inner
             .config
@@ -182,14 +197,13 @@ impl Engine {
         {
             trail.operation(Operation::Approval);
             trail.note(&format!("requested:{}", act.as_str()));
-            let (id, _) = self
-                .request_approval(&s.operator, &account, Requested::Act { act })
+            let (id, expires_at) = self
+                .request_approval(agent, account, Requested::Act { act })
                 .await?;
-            return Ok(ActOutcome::Pending(id));
+            return Ok(ActOutcome::Pending { id, expires_at });
         }
-        let outcome = self.run_act(trail, &account, act).await?;
-        self.notify_helpdesk_act(&account, act, &s.operator.sam_account_name, None)
-            .await;
+        let outcome = self.run_act(trail, account, act).await?;
+        self.notify_helpdesk_act(account, act, agent, None).await;
         Ok(outcome)
     }
 
@@ -228,7 +242,7 @@ impl Engine {
         &self,
         account: &Account,
         act: Act,
-        operator: &str,
+        agent: &Agent<'_>,
         approver: Option<&str>,
     ) {
         let enrolled = self
@@ -250,8 +264,8 @@ impl Engine {
         };
         let cfg = &self.inner.config;
         let by = match approver {
-            Some(a) => format!("helpdesk operator {operator}, approved by {a}"),
-            None => format!("helpdesk operator {operator}"),
+            Some(a) => format!("{}, approved by {a}", agent.words()),
+            None => agent.words(),
         };
         let body = format!(
             "Your account {sam} {what} by the {org} helpdesk ({by}) after you were verified by \
@@ -329,7 +343,7 @@ impl Engine {
     /// Store a request (its id and expiry). The index gets an entry naming it.
     pub(crate) async fn request_approval(
         &self,
-        requester: &Account,
+        requester: &Agent<'_>,
         target: &Account,
         what: Requested,
     ) -> EngineResult<(String, i64)> {
@@ -341,7 +355,7 @@ impl Engine {
             expires_at,
             target: target.guid.0,
             target_sam: target.sam_account_name.clone(),
-            requester_sam: requester.sam_account_name.clone(),
+            requester_sam: requester.name(),
             what: what.word(),
             method: match &what {
                 Requested::Method { change } => Some((change.remove, change.kind)),
@@ -351,8 +365,8 @@ impl Engine {
         let request = Request {
             id: id.clone(),
             what,
-            requester: requester.guid.0,
-            requester_sam: requester.sam_account_name.clone(),
+            requester: requester.guid().map(|g| g.0),
+            requester_sam: requester.name(),
             target: target.guid.0,
             target_sam: target.sam_account_name.clone(),
             at: now,
@@ -510,7 +524,7 @@ impl Engine {
                 Some((record, r)) => out.push(ApprovalView {
                     id: r.id,
                     action: r.what.view(),
-                    own: r.requester == s.operator.guid.0,
+                    own: r.requester == Some(s.operator.guid.0),
                     requester: r.requester_sam,
                     target: r.target_sam,
                     requested_at: r.at,
@@ -568,7 +582,7 @@ impl Engine {
         };
         let target = Guid(request.target);
         trail.target_guid(Some(&target));
-        if request.requester == s.operator.guid.0 {
+        if request.requester == Some(s.operator.guid.0) {
             trail.note("self_approval");
             return Err(EngineError::SelfApproval);
         }
@@ -615,20 +629,33 @@ impl Engine {
             .by_guid(&target)
             .await?
             .ok_or(EngineError::NoSuchAccount)?;
-        let requester = self
-            .inner
-            .directory
-            .by_guid(&Guid(request.requester))
-            .await?
-            .ok_or(EngineError::NoSuchAccount)?;
+        let operator = match request.requester {
+            Some(guid) => Some(
+                self.inner
+                    .directory
+                    .by_guid(&Guid(guid))
+                    .await?
+                    .ok_or(EngineError::NoSuchAccount)?,
+            ),
+            None => None,
+        };
+        let requester = match &operator {
+            Some(a) => Agent::Operator(a),
+            None => Agent::Integration(
+                request
+                    .requester_sam
+                    .strip_prefix("api:")
+                    .unwrap_or(&request.requester_sam),
+            ),
+        };
         // The requester's view of the target (not the approver's own account) and the approver's.
         self.actable(trail, &requester, &account)?;
-        self.actable(trail, &s.operator, &account)?;
+        self.actable(trail, &Agent::Operator(&s.operator), &account)?;
         let outcome = self.run_act(trail, &account, act).await?;
         self.notify_helpdesk_act(
             &account,
             act,
-            &request.requester_sam,
+            &requester,
             Some(&s.operator.sam_account_name),
         )
         .await;

@@ -4,12 +4,11 @@
 use super::helpdesk::HelpdeskRules;
 use super::tests::ctx;
 use super::*;
-use crate::account::{Guid, Sid};
+use crate::account::Sid;
 use crate::audit::{AuditEvent, Operation};
 use crate::fakes::*;
 use crate::method::Method;
 use crate::secret::Password;
-use crate::store::{Enrollment, MethodKind};
 
 pub(super) const OPS: u32 = 3000;
 pub(super) const APPROVERS: u32 = 3001;
@@ -21,7 +20,7 @@ pub(super) fn sid(rid: u32) -> Sid {
 
 /// `world` plus: `op` and `op2` (operators, op2 also approver), `appr` (approver only), `mallory`
 /// (no group), `vip` (sensitive, enrolled), each with password `Pw-<sam>-1` and an email.
-fn hd_world() -> World {
+pub(super) fn hd_world() -> World {
     hd_people(world_with(hd_config()).build())
 }
 
@@ -50,26 +49,7 @@ pub(super) fn hd_people(w: World) -> World {
         (24, "vip", vec![2000, SENSITIVE]),
         (25, "nofactor", vec![OPS]),
     ] {
-        w.dir
-            .accounts
-            .lock()
-            .unwrap()
-            .push(account(n, sam, &groups));
-        w.dir
-            .passwords
-            .lock()
-            .unwrap()
-            .insert(sam.into(), format!("Pw-{sam}-1"));
-        if sam != "nofactor" {
-            w.store.with(|m| {
-                m.enrollments.push(Enrollment::contact(
-                    Guid([n; 16]),
-                    MethodKind::Email,
-                    &format!("{sam}@home.example"),
-                    T0 - 2 * 86_400,
-                ));
-            });
-        }
+        w.person(n, sam, &groups, sam != "nofactor");
     }
     w
 }
@@ -276,7 +256,8 @@ fn a_sensitive_account_waits_for_a_second_approver() {
     let w = hd_world();
     let op2 = signed_in(&w, "op2");
     let flow = verified(&w, &op2, "vip");
-    let ActOutcome::Pending(id) = run(w.engine.helpdesk_act(&ctx(), &flow, Act::Unlock)).unwrap()
+    let ActOutcome::Pending { id, .. } =
+        run(w.engine.helpdesk_act(&ctx(), &flow, Act::Unlock)).unwrap()
     else {
         panic!("pending")
     };
@@ -324,7 +305,7 @@ fn an_expired_approval_cannot_be_approved() {
     let w = hd_world();
     let op = signed_in(&w, "op");
     let flow = verified(&w, &op, "vip");
-    let ActOutcome::Pending(id) =
+    let ActOutcome::Pending { id, .. } =
         run(w.engine.helpdesk_act(&ctx(), &flow, Act::MustChange)).unwrap()
     else {
         panic!("pending")

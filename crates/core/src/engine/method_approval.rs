@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::enroll::method_words;
+use super::helpdesk::Agent;
 use super::helpdesk_acts::Requested;
 use super::state::{Loaded, Step};
 use super::trail::Trail;
@@ -161,7 +162,11 @@ impl Engine {
             method_words(change.kind),
         );
         let (id, expires_at) = self
-            .request_approval(account, account, Requested::Method { change })
+            .request_approval(
+                &Agent::Operator(account),
+                account,
+                Requested::Method { change },
+            )
             .await?;
         trail.note(&format!("requested:{word}; request:{id}"));
         let what = what.replace("{id}", &id);

@@ -15,6 +15,9 @@ mod gate;
 mod gates;
 pub mod helpdesk;
 mod helpdesk_acts;
+mod helpdesk_api;
+#[cfg(test)]
+mod helpdesk_api_tests;
 #[cfg(test)]
 mod helpdesk_tests;
 mod jobs;
@@ -60,6 +63,7 @@ pub use helpdesk::{
     Act, CallerState, Console, ConsoleStart, ConsoleStep, EventLine, Roles, UserCard,
 };
 pub use helpdesk_acts::{ActOutcome, ApprovalAction, ApprovalView};
+pub use helpdesk_api::{CallerCode, CallerVerified};
 pub use method_approval::{EnrollOutcome, PendingChange};
 pub use methods::{MethodView, ReportRow};
 pub use remind::Reminder;
@@ -287,6 +291,9 @@ pub enum EngineError {
     /// configured (the binary refuses that configuration at start; the engine fails closed).
     #[error("RK-HD-008: no approvers configured")]
     NoApprovers,
+    /// Helpdesk API: the verification belongs to another integration or names another user.
+    #[error("RK-HD-009: verification of another integration or user")]
+    VerificationMismatch,
 }
 
 impl UserFacing for EngineError {
@@ -326,6 +333,7 @@ impl UserFacing for EngineError {
             Self::ApprovalGone => "RK-HD-006",
             Self::OwnAccount => "RK-HD-007",
             Self::NoApprovers => "RK-HD-008",
+            Self::VerificationMismatch => "RK-HD-009",
         }
     }
 
@@ -411,7 +419,13 @@ impl UserFacing for EngineError {
             Self::ApprovalGone => "This request has expired or has already been decided.",
             Self::OwnAccount => "Operators cannot act on their own account in the console.",
             Self::NoApprovers => {
-                "Changes to the sign-in methods of privileged accounts need the approval of your                  security team, and no approvers are configured. Nothing was changed; contact                  your IT security team."
+                "Changes to the sign-in methods of privileged accounts need the approval of your \
+                 security team, and no approvers are configured. Nothing was changed; contact \
+                 your IT security team."
+            }
+            Self::VerificationMismatch => {
+                "This caller verification was made by another integration or for another user. \
+                 Verify the caller of this user first."
             }
         }
     }

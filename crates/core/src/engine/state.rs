@@ -73,6 +73,11 @@ pub(crate) enum Step {
         #[serde(default)]
         caller: Option<Caller>,
     },
+    /// Helpdesk over the JSON API: integration `client` (its `[api]` name) is verifying
+    /// `caller` (the flow's user). Stored as a `FlowKind::Console` record — the helpdesk's kind —
+    /// whose step tells it from a console session: neither takes the other's id. It ends
+    /// when the code does, or `caller_ttl` after the caller was verified.
+    Verification { client: String, caller: Caller },
 }
 
 /// The user a console session is working on: a code went to their enrolled address or phone;
@@ -146,13 +151,25 @@ impl Engine {
         user: Option<Guid>,
         step: &Step,
     ) -> EngineResult<FlowId> {
-        let now = self.now();
-        let id = crate::clock::token(self.inner.random.as_ref(), 32);
         // A console session lives as long as the helpdesk rules say (short, never renewed).
         let ttl = match kind {
             FlowKind::Console => self.inner.config.helpdesk.session_ttl,
             _ => self.inner.config.flow_ttl,
         };
+        self.new_flow_until(kind, user, step, self.now() + ttl)
+            .await
+    }
+
+    /// Create a flow that ends at `expires_at` (Unix seconds).
+    pub(crate) async fn new_flow_until(
+        &self,
+        kind: FlowKind,
+        user: Option<Guid>,
+        step: &Step,
+        expires_at: i64,
+    ) -> EngineResult<FlowId> {
+        let now = self.now();
+        let id = crate::clock::token(self.inner.random.as_ref(), 32);
         let record = FlowRecord {
             id: self.flow_key(&id),
             kind,
@@ -160,7 +177,7 @@ impl Engine {
             state: serde_json::to_string(step).unwrap_or_default(),
             version: 0,
             created_at: now,
-            expires_at: now + ttl,
+            expires_at,
         };
         self.inner.store.insert_flow(&record).await?;
         Ok(id)

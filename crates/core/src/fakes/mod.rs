@@ -512,6 +512,31 @@ fn build_world(b: WorldBuilder) -> World {
 }
 
 impl World {
+    /// Add a person: account `n` (`account(n, sam, groups)`) with password `Pw-<sam>-1` and,
+    /// if `enrolled`, the email `<sam>@home.example` past the enrollment cool-down.
+    pub fn person(&self, n: u8, sam: &str, groups: &[u32], enrolled: bool) {
+        self.dir
+            .accounts
+            .lock()
+            .unwrap()
+            .push(account(n, sam, groups));
+        self.dir
+            .passwords
+            .lock()
+            .unwrap()
+            .insert(sam.into(), format!("Pw-{sam}-1"));
+        if enrolled {
+            self.store.with(|m| {
+                m.enrollments.push(Enrollment::contact(
+                    Guid([n; 16]),
+                    MethodKind::Email,
+                    &format!("{sam}@home.example"),
+                    T0 - 2 * 86_400,
+                ));
+            });
+        }
+    }
+
     /// The newest mail sent.
     pub fn last_mail(&self) -> Email {
         self.mail.0.lock().unwrap().last().expect("a mail").clone()

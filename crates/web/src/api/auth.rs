@@ -55,12 +55,10 @@ impl<S> Call<S> {
     }
 }
 
-/// The audit actor of an integration.
-///
-/// `rekey_core::audit::Actor` has no variant for an integration yet; until it has one
-/// (`Actor::Api(name)`), the integration is recorded as `helpdesk:api:<name>`.
+/// The audit actor of an integration: `api:<name>`. The engine's helpdesk calls also take the
+/// integration a caller verification is bound to from it.
 pub(crate) fn actor(client: &ApiClient) -> Actor {
-    Actor::Helpdesk(format!("api:{}", client.name))
+    Actor::Api(client.name.clone())
 }
 
 /// The client whose token hash equals `presented`'s, checking every client whatever matched.

@@ -61,6 +61,29 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// An id an earlier answer gave (a flow id, a receipt, a verification id): exactly 64 lowercase
+/// hex digits, else `400 RK-API-003` naming the field (never echoing the value).
+pub(crate) fn hex_id<'a>(
+    support_id: &str,
+    field: &str,
+    value: &'a str,
+) -> Result<&'a str, ApiError> {
+    if value.len() == 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(value)
+    } else {
+        Err(ApiError::api(
+            StatusCode::BAD_REQUEST,
+            "RK-API-003",
+            &format!("Invalid request: `{field}` must be the 64 hex digits an answer gave."),
+            support_id,
+        ))
+    }
+}
+
 fn bad(support_id: &str, what: &str) -> ApiError {
     ApiError::api(
         StatusCode::BAD_REQUEST,

@@ -10,7 +10,8 @@
 //!   is expected, a duplicate key, bad UTF-8 → 400), under the portal's body cap (413).
 //! - `error`: every error is `{"code", "message", "support_id"}`; every success carries the
 //!   support id too.
-//! - `self_service` / `helpdesk`: one engine call per request.
+//! - `self_service` / `helpdesk`: one engine call per request; the helpdesk's acts need a caller
+//!   verification of the same integration for the same user (`Engine::helpdesk_api_*`).
 //!
 //! API boundary: the document `openapi()` (OpenAPI 3.1, derived from these types by utoipa) is
 //! served at `/api/v1/openapi.json` and checked in as `docs/openapi.json` (a test holds them
@@ -25,6 +26,8 @@ mod self_service;
 mod tests;
 #[cfg(test)]
 mod tests_flow;
+#[cfg(test)]
+mod tests_helpdesk;
 mod views;
 
 use axum::Router;
@@ -44,8 +47,9 @@ pub enum Scope {
     /// The self-service flows on behalf of an end user who passes the gates: reset, unlock,
     /// change.
     SelfService,
-    /// Operator actions without a gate (the integration verified the caller): unlock, issue a
-    /// helpdesk code.
+    /// The helpdesk under the console's rules: look a user up, verify the caller with a code
+    /// sent to the user's enrolled method, then unlock, issue a helpdesk code or require a
+    /// change at next logon; sensitive users' acts wait for an approver.
     Helpdesk,
 }
 
@@ -129,14 +133,18 @@ pub const TOKEN_PREFIX: &str = "rkapi_";
         self_service::unlock_confirm,
         self_service::change,
         self_service::result,
+        helpdesk::lookup,
+        helpdesk::verify_start,
+        helpdesk::verify,
         helpdesk::unlock,
         helpdesk::code,
+        helpdesk::must_change,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&Bearer),
     tags(
         (name = "self-service", description = "The end user passes the gates (scope `self_service`)."),
-        (name = "helpdesk", description = "Operator actions; the integration verified the caller (scope `helpdesk`)."),
+        (name = "helpdesk", description = "Helpdesk acts after the caller read back a code sent to the user's enrolled method; sensitive users wait for an approver (scope `helpdesk`)."),
     ),
 )]
 struct ApiDoc;
@@ -198,6 +206,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/unlock/confirm", post(ss::unlock_confirm))
         .route("/api/v1/change", post(ss::change))
         .route("/api/v1/result", post(ss::result))
+        .route("/api/v1/helpdesk/lookup", post(hd::lookup))
+        .route("/api/v1/helpdesk/verify/start", post(hd::verify_start))
+        .route("/api/v1/helpdesk/verify", post(hd::verify))
         .route("/api/v1/helpdesk/unlock", post(hd::unlock))
         .route("/api/v1/helpdesk/code", post(hd::code))
+        .route("/api/v1/helpdesk/must-change", post(hd::must_change))
 }

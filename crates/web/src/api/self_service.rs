@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{Call, SelfService};
-use super::body::ApiJson;
+use super::body::{ApiJson, hex_id};
 use super::error::{ApiError, Errors};
 use super::views::{Outcome, outcome};
 use crate::AppState;
@@ -211,22 +211,9 @@ pub(crate) struct PolicyView {
 
 // ---- helpers --------------------------------------------------------------------------------
 
-/// A flow id or receipt: exactly 64 lowercase hex digits (what the engine hands out).
+/// A flow id or receipt of this call's body (`body::hex_id`).
 fn id<'a, S>(call: &Call<S>, field: &str, value: &'a str) -> Result<&'a str, ApiError> {
-    if value.len() == 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        Ok(value)
-    } else {
-        Err(ApiError::api(
-            axum::http::StatusCode::BAD_REQUEST,
-            "RK-API-003",
-            &format!("Invalid request: `{field}` must be the 64 hex digits an answer gave."),
-            &call.req.support_id,
-        ))
-    }
+    hex_id(&call.req.support_id, field, value)
 }
 
 fn step(call: &Call<SelfService>, flow_id: String, next: Next) -> Json<FlowStep> {

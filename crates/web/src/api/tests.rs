@@ -16,6 +16,7 @@ use crate::{WebConfig, router};
 
 pub(super) const BOT: &str = "rkapi_bot-token-for-tests";
 pub(super) const DESK: &str = "rkapi_desk-token-for-tests";
+pub(super) const DESK2: &str = "rkapi_desk2-token-for-tests";
 
 pub(super) fn clients() -> Vec<ApiClient> {
     vec![
@@ -27,6 +28,11 @@ pub(super) fn clients() -> Vec<ApiClient> {
         ApiClient {
             name: "desk".into(),
             token_sha256: token_sha256(DESK),
+            scopes: vec![Scope::Helpdesk],
+        },
+        ApiClient {
+            name: "desk2".into(),
+            token_sha256: token_sha256(DESK2),
             scopes: vec![Scope::Helpdesk],
         },
     ]

@@ -8,7 +8,7 @@ mod ctx;
 mod pages;
 #[cfg(test)]
 mod tests;
-mod texts;
+pub(crate) mod texts;
 
 use axum::Router;
 use axum::extract::State;

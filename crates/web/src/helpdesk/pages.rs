@@ -143,7 +143,7 @@ pub fn outcome(ctx: &HdCtx, act: Act, outcome: ActOutcome) -> ResultPage {
             None,
         ),
         ActOutcome::Code(code) => (h.code_once.to_owned(), Some(code)),
-        ActOutcome::Pending(id) => (format!("{} {id}", h.pending), None),
+        ActOutcome::Pending { id, .. } => (format!("{} {id}", h.pending), None),
     };
     ResultPage {
         c: ctx.common(h.act_name(act)),
