@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use rekey::config::Config;
 use rekey::config::api::{ApiClientConfig, ApiSection};
 use rekey_directory::{ActiveDirectory, AdConfig};
-use rekey_e2e::dev::{Dev, dev};
+use rekey_e2e::dev::{Dev, User, dev};
 use rekey_e2e::http::{Answer, request};
+use rekey_e2e::portal::Portal;
 use rekey_notify::testing::SmtpSink;
 use serde_json::Value;
 
@@ -66,20 +67,35 @@ fn code_in(body: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// `post`, whose answer must have `status`: its JSON.
+async fn answer(port: u16, path: &str, body: &Value, status: u16) -> Value {
+    let (a, v) = post(port, path, body).await;
+    assert_eq!(a.status, status, "{path}: {}", a.body);
+    v
+}
+
+/// The portal with the API on the dev domain, mailing through `sink`, and a fresh staff user
+/// `name` enrolled with a recovery address: the portal, the user, the address.
+async fn portal_and_user(d: &Dev, sink: &SmtpSink, name: &str) -> (Portal, User, String) {
+    let portal = rekey_e2e::portal::start(d, &sink.mailer_config(), with_api)
+        .await
+        .unwrap();
+    let ad = ad(d).await;
+    let u = d.staff_user(name).await;
+    let address = rekey_e2e::portal::enroll(&portal, &ad, &u).await;
+    (portal, u, address)
+}
+
 #[tokio::test]
 async fn a_reset_through_the_api_lands_in_ad() {
     let d = dev();
     let sink = SmtpSink::start();
-    let portal = rekey_e2e::portal::start(&d, &sink.mailer_config(), with_api)
-        .await
-        .unwrap();
-    let ad = ad(&d).await;
-    let u = d.staff_user("apireset").await;
-    let address = rekey_e2e::portal::enroll(&portal, &ad, &u).await;
+    let (portal, u, address) = portal_and_user(&d, &sink, "apireset").await;
+    let port = portal.port;
 
     // Identify: a flow id at the fixed deadline, the same shape as for an unknown name.
     let (a, v) = post(
-        portal.port,
+        port,
         "/api/v1/reset/identify",
         &serde_json::json!({ "username": u.sam }),
     )
@@ -88,49 +104,29 @@ async fn a_reset_through_the_api_lands_in_ad() {
     assert!(a.took >= Duration::from_millis(400), "{:?}", a.took);
     assert_eq!(v["next"], "code");
     let flow = v["flow_id"].as_str().unwrap().to_owned();
-    let (nobody, nv) = post(
-        portal.port,
-        "/api/v1/reset/identify",
-        &serde_json::json!({ "username": "no-such-user-anywhere" }),
-    )
-    .await;
-    assert_eq!(nobody.status, 200);
+    let nobody = serde_json::json!({ "username": "no-such-user-anywhere" });
+    let nv = answer(port, "/api/v1/reset/identify", &nobody, 200).await;
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&nv), keys(&v));
 
     let mail = sink.wait_for(&address, Duration::from_secs(15)).await;
     let code = code_in(&mail.body).expect("a code in the mail");
-    let (a, v) = post(
-        portal.port,
-        "/api/v1/flow/code",
-        &serde_json::json!({ "flow_id": flow, "code": code }),
-    )
-    .await;
-    assert_eq!(a.status, 200, "{}", a.body);
+    let typed = serde_json::json!({ "flow_id": flow, "code": code });
+    let v = answer(port, "/api/v1/flow/code", &typed, 200).await;
     assert_eq!(v["next"], "verified");
     let flow = v["flow_id"].as_str().unwrap().to_owned();
 
     // The DC's rules, as codes and plain words (never the DC's own text).
-    let (a, v) = post(
-        portal.port,
-        "/api/v1/reset/password",
-        &serde_json::json!({ "flow_id": flow, "new_password": "abc" }),
-    )
-    .await;
+    let password = |p: &str| serde_json::json!({ "flow_id": flow, "new_password": p });
+    let (a, v) = post(port, "/api/v1/reset/password", &password("abc")).await;
     assert_eq!(a.status, 422, "{}", a.body);
     assert_eq!(v["code"], "RK-PWD-010");
     assert!(v["support_id"].as_str().unwrap().starts_with("RK-"));
     assert!(!a.body.contains("0000052D"), "{}", a.body);
 
     let new = "Api-Reset-Pw-7351!";
-    let (a, v) = post(
-        portal.port,
-        "/api/v1/reset/password",
-        &serde_json::json!({ "flow_id": flow, "new_password": new }),
-    )
-    .await;
-    assert_eq!(a.status, 200, "{}", a.body);
-    assert_eq!(v["ok"], true, "{}", a.body);
+    let v = answer(port, "/api/v1/reset/password", &password(new), 200).await;
+    assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["zones"][0]["zone"], "active_directory");
     assert_eq!(v["zones"][0]["state"], "landed");
     assert_eq!(d.bind(&u.dn, new).await.0, 0, "the new password binds");
@@ -144,18 +140,14 @@ async fn a_reset_through_the_api_lands_in_ad() {
 async fn the_helpdesk_verifies_the_caller_then_unlocks_through_the_api() {
     let d = dev();
     let sink = SmtpSink::start();
-    let portal = rekey_e2e::portal::start(&d, &sink.mailer_config(), with_api)
-        .await
-        .unwrap();
-    let ad = ad(&d).await;
-    let u = d.staff_user("apiunlock").await;
-    let address = rekey_e2e::portal::enroll(&portal, &ad, &u).await;
+    let (portal, u, address) = portal_and_user(&d, &sink, "apiunlock").await;
+    let port = portal.port;
     let threshold = d.lockout_threshold(&u.dn).await;
     d.lock_out(&u.dn, threshold).await;
     assert!(d.lockout(&u.dn).await.locked, "locked before");
 
     let user = serde_json::json!({ "username": u.sam });
-    let (a, v) = post(portal.port, "/api/v1/helpdesk/lookup", &user).await;
+    let (a, v) = post(port, "/api/v1/helpdesk/lookup", &user).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(v["locked"], true, "{}", a.body);
     assert_eq!(v["privileged"], false);
@@ -163,39 +155,25 @@ async fn the_helpdesk_verifies_the_caller_then_unlocks_through_the_api() {
 
     // No act on the caller's word.
     let act = |id: &str| serde_json::json!({ "verification_id": id, "username": u.sam });
-    let (a, v) = post(
-        portal.port,
-        "/api/v1/helpdesk/unlock",
-        &act(&"0".repeat(64)),
-    )
-    .await;
-    assert_eq!(a.status, 409, "{}", a.body);
+    let v = answer(port, "/api/v1/helpdesk/unlock", &act(&"0".repeat(64)), 409).await;
     assert_eq!(v["code"], "RK-FLOW-001");
 
-    let (a, v) = post(portal.port, "/api/v1/helpdesk/verify/start", &user).await;
-    assert_eq!(a.status, 200, "{}", a.body);
-    assert!(v["sent_to"].as_str().unwrap().contains('*'), "{}", a.body);
+    let v = answer(port, "/api/v1/helpdesk/verify/start", &user, 200).await;
+    assert!(v["sent_to"].as_str().unwrap().contains('*'), "{v}");
     let started = v["verification_id"].as_str().unwrap().to_owned();
-    let (a, v) = post(portal.port, "/api/v1/helpdesk/unlock", &act(&started)).await;
-    assert_eq!(a.status, 422, "{}", a.body);
+    let v = answer(port, "/api/v1/helpdesk/unlock", &act(&started), 422).await;
     assert_eq!(v["code"], "RK-HD-003");
     let mail = sink.wait_for(&address, Duration::from_secs(15)).await;
     assert!(mail.body.contains("helpdesk"), "{}", mail.body);
     let code = code_in(&mail.body).expect("a code in the mail");
-    let (a, v) = post(
-        portal.port,
-        "/api/v1/helpdesk/verify",
-        &serde_json::json!({ "verification_id": started, "code": code }),
-    )
-    .await;
-    assert_eq!(a.status, 200, "{}", a.body);
+    let typed = serde_json::json!({ "verification_id": started, "code": code });
+    let v = answer(port, "/api/v1/helpdesk/verify", &typed, 200).await;
     let id = v["verification_id"].as_str().unwrap().to_owned();
     assert_ne!(id, started);
-    assert!(v["expires_in_secs"].as_i64().unwrap() > 0, "{}", a.body);
+    assert!(v["expires_in_secs"].as_i64().unwrap() > 0, "{v}");
 
-    let (a, v) = post(portal.port, "/api/v1/helpdesk/unlock", &act(&id)).await;
-    assert_eq!(a.status, 200, "{}", a.body);
-    assert_eq!(v["ok"], true, "{}", a.body);
+    let v = answer(port, "/api/v1/helpdesk/unlock", &act(&id), 200).await;
+    assert_eq!(v["ok"], true, "{v}");
     let after = d.lockout(&u.dn).await;
     assert!(
         !after.locked && after.lockout_time == 0,
@@ -211,8 +189,7 @@ async fn the_helpdesk_verifies_the_caller_then_unlocks_through_the_api() {
     );
 
     // The user's recent events name the integration.
-    let (a, v) = post(portal.port, "/api/v1/helpdesk/lookup", &user).await;
-    assert_eq!(a.status, 200, "{}", a.body);
+    let v = answer(port, "/api/v1/helpdesk/lookup", &user, 200).await;
     assert_eq!(v["locked"], false);
     assert!(
         v["events"]
@@ -220,24 +197,17 @@ async fn the_helpdesk_verifies_the_caller_then_unlocks_through_the_api() {
             .unwrap()
             .iter()
             .any(|e| e["operation"] == "unlock" && e["actor"] == "api:e2e-bot"),
-        "{}",
-        a.body
+        "{v}"
     );
 
     // A helpdesk code with the same verification, redeemed through self-service.
-    let (a, v) = post(portal.port, "/api/v1/helpdesk/code", &act(&id)).await;
-    assert_eq!(a.status, 200, "{}", a.body);
+    let v = answer(port, "/api/v1/helpdesk/code", &act(&id), 200).await;
     let code = v["code"].as_str().unwrap().to_owned();
-    let (_, v) = post(portal.port, "/api/v1/reset/identify", &user).await;
+    let (_, v) = post(port, "/api/v1/reset/identify", &user).await;
     let flow = v["flow_id"].as_str().unwrap().to_owned();
-    let (a, v) = post(
-        portal.port,
-        "/api/v1/flow/code",
-        &serde_json::json!({ "flow_id": flow, "code": code }),
-    )
-    .await;
-    assert_eq!(a.status, 200, "{}", a.body);
-    assert_eq!(v["next"], "verified", "{}", a.body);
+    let typed = serde_json::json!({ "flow_id": flow, "code": code });
+    let v = answer(port, "/api/v1/flow/code", &typed, 200).await;
+    assert_eq!(v["next"], "verified", "{v}");
 }
 
 /// The schemathesis binary: `$REKEY_SCHEMATHESIS` (dev/test sets it), else the venv dev/test

@@ -8,71 +8,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+#[path = "common/helpdesk.rs"]
+mod common;
 
-use rekey_core::account::Guid;
-use rekey_core::store::{Enrollment, MethodKind, Store};
+use common::{WAIT, code_in, enroll, home, sign_in_at, submit};
+use rekey_core::store::Store;
 use rekey_e2e::Browser;
-use rekey_e2e::dev::{Dev, User, dev};
+use rekey_e2e::dev::{User, dev};
 use rekey_notify::testing::SmtpSink;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn code_in(body: &str) -> String {
-    body.split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .unwrap_or_else(|| panic!("no code in {body:?}"))
-        .to_owned()
-}
-
-fn home(u: &User) -> String {
-    format!("{}@home.example", u.sam)
-}
-
-/// Give `u` a confirmed recovery address (as enrollment would have).
-async fn enroll(d: &Dev, store: &dyn Store, u: &User) {
-    let guid = Guid(d.object_guid(&u.dn).await);
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
-    store
-        .upsert_enrollment(&Enrollment::contact(
-            guid,
-            MethodKind::Email,
-            &home(u),
-            now - 3 * 86_400,
-        ))
-        .await
-        .unwrap();
-}
-
-async fn submit(b: &Browser, fields: &[(&str, &str)], next: &str) {
-    for (css, value) in fields {
-        b.fill(css, value).await.unwrap();
-    }
-    b.submit("button[type=submit]").await.unwrap();
-    b.wait_for(next, WAIT).await.unwrap();
-}
 
 /// Sign in to the console as `u`: the password, then the code mailed to their address.
 async fn sign_in(b: &Browser, url: &str, sink: &SmtpSink, u: &User, shot: &str) {
-    b.goto(&format!("{url}/helpdesk")).await.unwrap();
-    b.wait_for("#password", WAIT).await.unwrap();
-    submit(
-        b,
-        &[("#username", &u.sam), ("#password", &u.password)],
-        "input[name=method]",
-    )
-    .await;
-    b.screenshot(&format!("{shot}-factor")).await.unwrap();
-    b.submit("button[type=submit]").await.unwrap();
-    b.wait_for("#code", WAIT).await.unwrap();
-    let code = code_in(&sink.wait_for(&home(u), WAIT).await.body);
-    submit(b, &[("#code", &code)], "#operator").await;
+    let page = format!("{url}/helpdesk");
+    sign_in_at(b, &page, sink, u, Some(shot), "#operator").await;
 }
 
 /// Look `who` up and verify the caller with the code mailed to `to`.

@@ -8,58 +8,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+#[path = "common/helpdesk.rs"]
+mod common;
 
+use common::{WAIT, enroll, home, now, sign_in_at, submit};
 use rekey_core::account::Guid;
-use rekey_core::store::{Enrollment, MethodKind, Store};
+use rekey_core::store::{MethodKind, Store};
 use rekey_e2e::Browser;
-use rekey_e2e::dev::{Dev, User, dev};
+use rekey_e2e::dev::dev;
 use rekey_notify::testing::SmtpSink;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn code_in(body: &str) -> String {
-    body.split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .unwrap_or_else(|| panic!("no code in {body:?}"))
-        .to_owned()
-}
-
-fn home(u: &User) -> String {
-    format!("{}@home.example", u.sam)
-}
-
-fn now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
-/// Give `u` a confirmed recovery address, three days old (as enrollment would have).
-async fn enroll(d: &Dev, store: &dyn Store, u: &User) {
-    let guid = Guid(d.object_guid(&u.dn).await);
-    store
-        .upsert_enrollment(&Enrollment::contact(
-            guid,
-            MethodKind::Email,
-            &home(u),
-            now() - 3 * 86_400,
-        ))
-        .await
-        .unwrap();
-}
-
-async fn submit(b: &Browser, fields: &[(&str, &str)], next: &str) {
-    for (css, value) in fields {
-        b.fill(css, value).await.unwrap();
-    }
-    b.submit("button[type=submit]").await.unwrap();
-    b.wait_for(next, WAIT).await.unwrap();
-}
 
 #[tokio::test]
 async fn a_privileged_users_new_app_waits_for_an_approver_in_the_console() {
@@ -89,23 +46,9 @@ async fn a_privileged_users_new_app_waits_for_an_approver_in_the_console() {
     let b = Browser::start().await;
 
     // The privileged user: password, then the step-up with the enrolled address.
-    b.goto(&format!("{}/enroll", portal.url)).await.unwrap();
-    b.wait_for("#password", WAIT).await.unwrap();
-    submit(
-        &b,
-        &[("#username", &admin.sam), ("#password", &admin.password)],
-        "input[name=method]",
-    )
-    .await;
-    b.submit("button[type=submit]").await.unwrap();
-    b.wait_for("#code", WAIT).await.unwrap();
-    let code = code_in(&sink.wait_for(&home(&admin), WAIT).await.body);
-    submit(
-        &b,
-        &[("#code", &code)],
-        "form[action='/enroll/totp'] button",
-    )
-    .await;
+    let enroll_page = format!("{}/enroll", portal.url);
+    let methods = "form[action='/enroll/totp'] button";
+    sign_in_at(&b, &enroll_page, &sink, &admin, None, methods).await;
     b.screenshot("helpdesk-methods-01-methods").await.unwrap();
 
     // The authenticator app, proven with its code: it waits for approval, not enrolled.
@@ -147,18 +90,8 @@ async fn a_privileged_users_new_app_waits_for_an_approver_in_the_console() {
 
     // The approver signs in to the console (password + emailed code) and approves.
     let b2 = Browser::start().await;
-    b2.goto(&format!("{}/helpdesk", portal.url)).await.unwrap();
-    b2.wait_for("#password", WAIT).await.unwrap();
-    submit(
-        &b2,
-        &[("#username", &appr.sam), ("#password", &appr.password)],
-        "input[name=method]",
-    )
-    .await;
-    b2.submit("button[type=submit]").await.unwrap();
-    b2.wait_for("#code", WAIT).await.unwrap();
-    let code = code_in(&sink.wait_for(&home(&appr), WAIT).await.body);
-    submit(&b2, &[("#code", &code)], "#operator").await;
+    let console = format!("{}/helpdesk", portal.url);
+    sign_in_at(&b2, &console, &sink, &appr, None, "#operator").await;
     b2.goto(&format!("{}/helpdesk/approvals", portal.url))
         .await
         .unwrap();

@@ -154,11 +154,7 @@ impl Engine {
         flow: &str,
         act: Act,
     ) -> EngineResult<ActOutcome> {
-        let s = self.session(flow).await?;
-        *actx = Self::as_operator(ctx, &s.operator);
-        if !s.roles.operator {
-            return Err(EngineError::NotAllowed);
-        }
+        let s = self.operator_session(ctx, actx, flow).await?;
         let caller = s.caller.clone().ok_or(EngineError::CallerNotVerified)?;
         let user = Guid(caller.user);
         trail.target_guid(Some(&user));
@@ -166,12 +162,7 @@ impl Engine {
             trail.note("caller_not_verified");
             return Err(EngineError::CallerNotVerified);
         }
-        let account = self
-            .inner
-            .directory
-            .by_guid(&user)
-            .await?
-            .ok_or(EngineError::NoSuchAccount)?;
+        let account = self.live_account(&user).await?;
         self.act_on(trail, &Agent::Operator(&s.operator), &account, act)
             .await
     }
@@ -609,12 +600,7 @@ impl Engine {
                     Operation::Enroll
                 });
                 trail.note(&format!("approved; {requested_by}; request:{id}"));
-                let account = self
-                    .inner
-                    .directory
-                    .by_guid(&target)
-                    .await?
-                    .ok_or(EngineError::NoSuchAccount)?;
+                let account = self.live_account(&target).await?;
                 trail.target(&account);
                 self.apply_method_change(trail, &account, &change, &s.operator.sam_account_name)
                     .await?;
@@ -623,20 +609,9 @@ impl Engine {
         };
         trail.operation(act.operation());
         trail.note(&format!("approved; {requested_by}"));
-        let account = self
-            .inner
-            .directory
-            .by_guid(&target)
-            .await?
-            .ok_or(EngineError::NoSuchAccount)?;
+        let account = self.live_account(&target).await?;
         let operator = match request.requester {
-            Some(guid) => Some(
-                self.inner
-                    .directory
-                    .by_guid(&Guid(guid))
-                    .await?
-                    .ok_or(EngineError::NoSuchAccount)?,
-            ),
+            Some(guid) => Some(self.live_account(&Guid(guid)).await?),
             None => None,
         };
         let requester = match &operator {

@@ -18,6 +18,7 @@ mod helpdesk_acts;
 mod helpdesk_api;
 #[cfg(test)]
 mod helpdesk_api_tests;
+mod helpdesk_caller;
 #[cfg(test)]
 mod helpdesk_tests;
 mod jobs;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Request, Response, StatusCode, header};
 use rekey_core::fakes::{World, world};
 use serde_json::Value;
 
@@ -58,6 +58,67 @@ pub(super) fn call(path: &str, token: Option<&str>, body: &str) -> Request<Body>
         r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
     r.body(Body::from(body.to_owned())).unwrap()
+}
+
+/// POST `body` (JSON) to `path` with `token`: the answer and its text.
+pub(super) async fn post_as(
+    app: &axum::Router,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (Response<Body>, String) {
+    send(app, call(path, Some(token), body)).await
+}
+
+/// POST `body` to `path` with `token`: status, answer, and the ONE audit record it wrote.
+pub(super) async fn one(
+    w: &World,
+    app: &axum::Router,
+    path: &str,
+    token: &str,
+    body: &Value,
+) -> (StatusCode, Value, Value) {
+    let before = w.store.with(|m| m.audit.len());
+    let (res, text) = post_as(app, path, token, &body.to_string()).await;
+    let records: Vec<Value> = w.store.with(|m| {
+        m.audit[before..]
+            .iter()
+            .map(|r| serde_json::from_str(&r.body).unwrap())
+            .collect()
+    });
+    assert_eq!(
+        records.len(),
+        1,
+        "{path}: one audit record per call: {records:#?}"
+    );
+    (
+        res.status(),
+        json(&text),
+        records.into_iter().next().unwrap(),
+    )
+}
+
+/// `one` checking the code the caller read out for verification `id` with `token`.
+pub(super) async fn check(
+    w: &World,
+    app: &axum::Router,
+    token: &str,
+    id: &str,
+    code: &str,
+) -> (StatusCode, Value, Value) {
+    let body = serde_json::json!({ "verification_id": id, "code": code });
+    one(w, app, "/api/v1/helpdesk/verify", token, &body).await
+}
+
+/// Start and pass a verification of `who` with `token`: the passed verification's id.
+pub(super) async fn verified(w: &World, app: &axum::Router, token: &str, who: &str) -> String {
+    let start = serde_json::json!({ "username": who });
+    let (status, v, _) = one(w, app, "/api/v1/helpdesk/verify/start", token, &start).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let id = v["verification_id"].as_str().unwrap().to_owned();
+    let (status, v, _) = check(w, app, token, &id, &w.last_code()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v["verification_id"].as_str().unwrap().to_owned()
 }
 
 pub(super) fn json(body: &str) -> Value {
@@ -183,24 +244,20 @@ async fn the_token_is_found_by_its_hash_and_the_scheme_in_any_case() {
 async fn a_scope_the_client_lacks_is_403() {
     let w = world(5);
     let app = app(&w);
-    let (res, text) = send(
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/helpdesk/code",
-            Some(BOT),
-            r#"{"username":"normal"}"#,
-        ),
+        "/api/v1/helpdesk/code",
+        BOT,
+        r#"{"username":"normal"}"#,
     )
     .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN, "{text}");
     assert_eq!(error_code(&text), "RK-API-002");
-    let (res, text) = send(
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/reset/identify",
-            Some(DESK),
-            r#"{"username":"normal"}"#,
-        ),
+        "/api/v1/reset/identify",
+        DESK,
+        r#"{"username":"normal"}"#,
     )
     .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN, "{text}");
@@ -267,7 +324,7 @@ async fn bodies_are_json_objects_of_scalar_fields_only() {
             format!(r#"{{"flow_id":"{flow}","new_password":["a","b"]}}"#),
         ),
     ] {
-        let (res, text) = send(&app, call(path, Some(BOT), &body)).await;
+        let (res, text) = post_as(&app, path, BOT, &body).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{what}: {text}");
         assert_eq!(error_code(&text), "RK-API-003", "{what}");
         assert!(
@@ -311,7 +368,7 @@ async fn bodies_over_the_cap_are_413() {
     let (res, _) = send(&app, req).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // Streamed without a length: the body extractor stops at the cap, with the JSON error.
-    let (res, text) = send(&app, call("/api/v1/reset/identify", Some(BOT), &big)).await;
+    let (res, text) = post_as(&app, "/api/v1/reset/identify", BOT, &big).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(&text), "RK-API-005");
     assert_eq!(w.mails(), 0);
@@ -385,7 +442,7 @@ async fn identify_answers_the_same_for_every_account() {
     ] {
         for path in ["/api/v1/reset/identify", "/api/v1/unlock/identify"] {
             let body = format!(r#"{{"username":"{who}"}}"#);
-            let (res, text) = send(&app, call(path, Some(BOT), &body)).await;
+            let (res, text) = post_as(&app, path, BOT, &body).await;
             assert_eq!(res.status(), StatusCode::OK, "{who}: {text}");
             let v = json(&text);
             let flow = v["flow_id"].as_str().unwrap().to_owned();
@@ -397,13 +454,11 @@ async fn identify_answers_the_same_for_every_account() {
                 .filter(|(k, _)| *k != header::DATE)
                 .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
                 .collect();
-            let (wrong_res, wrong) = send(
+            let (wrong_res, wrong) = post_as(
                 &app,
-                call(
-                    "/api/v1/flow/code",
-                    Some(BOT),
-                    &format!(r#"{{"flow_id":"{flow}","code":"000000"}}"#),
-                ),
+                "/api/v1/flow/code",
+                BOT,
+                &format!(r#"{{"flow_id":"{flow}","code":"000000"}}"#),
             )
             .await;
             assert_eq!(
@@ -441,7 +496,7 @@ async fn identify_answers_at_the_deadline() {
     for who in ["nobody", "normal"] {
         let started = std::time::Instant::now();
         let body = format!(r#"{{"username":"{who}"}}"#);
-        let (res, _) = send(&app, call("/api/v1/reset/identify", Some(BOT), &body)).await;
+        let (res, _) = post_as(&app, "/api/v1/reset/identify", BOT, &body).await;
         assert_eq!(res.status(), StatusCode::OK);
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(150), "{who}: {took:?}");

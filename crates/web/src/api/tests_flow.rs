@@ -7,8 +7,7 @@
 use axum::http::StatusCode;
 use rekey_core::fakes::world;
 
-use super::tests::{BOT, DESK, app, call, error_code, json};
-use crate::tests::send;
+use super::tests::{BOT, DESK, app, error_code, json, post_as, verified};
 
 /// The record names integration `name` as its actor (`{"api":"<name>"}`).
 fn names(body: &str, name: &str) -> bool {
@@ -24,50 +23,44 @@ fn audit_bodies(w: &rekey_core::fakes::World) -> Vec<String> {
 async fn a_reset_through_the_api_names_the_integration_in_the_audit() {
     let w = world(5);
     let app = app(&w);
-    let (_, text) = send(
+    let (_, text) = post_as(
         &app,
-        call(
-            "/api/v1/reset/identify",
-            Some(BOT),
-            r#"{"username":"normal"}"#,
-        ),
+        "/api/v1/reset/identify",
+        BOT,
+        r#"{"username":"normal"}"#,
     )
     .await;
     let first = json(&text);
     assert_eq!(first["next"], "code");
     let flow = first["flow_id"].as_str().unwrap();
     let body = format!(r#"{{"flow_id":"{flow}","code":"{}"}}"#, w.last_code());
-    let (res, text) = send(&app, call("/api/v1/flow/code", Some(BOT), &body)).await;
+    let (res, text) = post_as(&app, "/api/v1/flow/code", BOT, &body).await;
     assert_eq!(res.status(), StatusCode::OK, "{text}");
     let verified = json(&text);
     assert_eq!(verified["next"], "verified");
     let flow2 = verified["flow_id"].as_str().unwrap().to_owned();
     assert_ne!(flow, flow2, "the flow id rotates when the gate passes");
     // The old id is dead.
-    let (res, text) = send(&app, call("/api/v1/flow/code", Some(BOT), &body)).await;
+    let (res, text) = post_as(&app, "/api/v1/flow/code", BOT, &body).await;
     assert_eq!(res.status(), StatusCode::CONFLICT, "{text}");
     assert_eq!(error_code(&text), "RK-FLOW-001");
 
-    let (res, text) = send(
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/reset/policy",
-            Some(BOT),
-            &format!(r#"{{"flow_id":"{flow2}"}}"#),
-        ),
+        "/api/v1/reset/policy",
+        BOT,
+        &format!(r#"{{"flow_id":"{flow2}"}}"#),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK, "{text}");
     assert_eq!(json(&text)["min_length"], 7);
 
     // A password the local rules refuse: stable rule names and plain messages, the flow stays.
-    let (res, text) = send(
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/reset/password",
-            Some(BOT),
-            &format!(r#"{{"flow_id":"{flow2}","new_password":"short"}}"#),
-        ),
+        "/api/v1/reset/password",
+        BOT,
+        &format!(r#"{{"flow_id":"{flow2}","new_password":"short"}}"#),
     )
     .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{text}");
@@ -82,13 +75,11 @@ async fn a_reset_through_the_api_names_the_integration_in_the_audit() {
         "{text}"
     );
 
-    let (res, text) = send(
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/reset/password",
-            Some(BOT),
-            &format!(r#"{{"flow_id":"{flow2}","new_password":"Plum-Tree-4711x"}}"#),
-        ),
+        "/api/v1/reset/password",
+        BOT,
+        &format!(r#"{{"flow_id":"{flow2}","new_password":"Plum-Tree-4711x"}}"#),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK, "{text}");
@@ -98,13 +89,11 @@ async fn a_reset_through_the_api_names_the_integration_in_the_audit() {
     assert_eq!(out["zones"][0]["state"], "landed");
     let sid = out["support_id"].as_str().unwrap();
     // The flow is over.
-    let (res, _) = send(
+    let (res, _) = post_as(
         &app,
-        call(
-            "/api/v1/reset/password",
-            Some(BOT),
-            &format!(r#"{{"flow_id":"{flow2}","new_password":"Plum-Tree-4711y"}}"#),
-        ),
+        "/api/v1/reset/password",
+        BOT,
+        &format!(r#"{{"flow_id":"{flow2}","new_password":"Plum-Tree-4711y"}}"#),
     )
     .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
@@ -135,40 +124,12 @@ async fn a_reset_through_the_api_names_the_integration_in_the_audit() {
 async fn a_helpdesk_code_is_redeemed_by_the_bot_and_the_helpdesk_unlocks() {
     let w = world(5);
     let app = app(&w);
-    let verified = |who: &'static str| {
-        let (w, app) = (&w, &app);
-        async move {
-            let (_, text) = send(
-                app,
-                call(
-                    "/api/v1/helpdesk/verify/start",
-                    Some(DESK),
-                    &format!(r#"{{"username":"{who}"}}"#),
-                ),
-            )
-            .await;
-            let id = json(&text)["verification_id"].as_str().unwrap().to_owned();
-            let (res, text) = send(
-                app,
-                call(
-                    "/api/v1/helpdesk/verify",
-                    Some(DESK),
-                    &format!(r#"{{"verification_id":"{id}","code":"{}"}}"#, w.last_code()),
-                ),
-            )
-            .await;
-            assert_eq!(res.status(), StatusCode::OK, "{text}");
-            json(&text)["verification_id"].as_str().unwrap().to_owned()
-        }
-    };
-    let id = verified("normal").await;
-    let (res, text) = send(
+    let id = verified(&w, &app, DESK, "normal").await;
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/helpdesk/code",
-            Some(DESK),
-            &format!(r#"{{"verification_id":"{id}","username":"normal"}}"#),
-        ),
+        "/api/v1/helpdesk/code",
+        DESK,
+        &format!(r#"{{"verification_id":"{id}","username":"normal"}}"#),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK, "{text}");
@@ -177,59 +138,49 @@ async fn a_helpdesk_code_is_redeemed_by_the_bot_and_the_helpdesk_unlocks() {
     assert_eq!(code.len(), 8);
     assert!(v["expires_in_secs"].as_i64().unwrap() >= 60);
 
-    let (_, text) = send(
+    let (_, text) = post_as(
         &app,
-        call(
-            "/api/v1/unlock/identify",
-            Some(BOT),
-            r#"{"username":"normal"}"#,
-        ),
+        "/api/v1/unlock/identify",
+        BOT,
+        r#"{"username":"normal"}"#,
     )
     .await;
     let flow = json(&text)["flow_id"].as_str().unwrap().to_owned();
-    let (res, text) = send(
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/flow/code",
-            Some(BOT),
-            &format!(r#"{{"flow_id":"{flow}","code":"{code}"}}"#),
-        ),
+        "/api/v1/flow/code",
+        BOT,
+        &format!(r#"{{"flow_id":"{flow}","code":"{code}"}}"#),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK, "{text}");
     let flow = json(&text)["flow_id"].as_str().unwrap().to_owned();
-    let (res, text) = send(
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/unlock/confirm",
-            Some(BOT),
-            &format!(r#"{{"flow_id":"{flow}"}}"#),
-        ),
+        "/api/v1/unlock/confirm",
+        BOT,
+        &format!(r#"{{"flow_id":"{flow}"}}"#),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK, "{text}");
     assert_eq!(json(&text)["ok"], true);
 
-    let id = verified("locked").await;
-    let (res, text) = send(
+    let id = verified(&w, &app, DESK, "locked").await;
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/helpdesk/unlock",
-            Some(DESK),
-            &format!(r#"{{"verification_id":"{id}","username":"locked"}}"#),
-        ),
+        "/api/v1/helpdesk/unlock",
+        DESK,
+        &format!(r#"{{"verification_id":"{id}","username":"locked"}}"#),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK, "{text}");
     assert_eq!(json(&text)["ok"], true);
     // Helpdesk calls may say that an account does not exist (the scope is trusted).
-    let (res, text) = send(
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/helpdesk/verify/start",
-            Some(DESK),
-            r#"{"username":"nobody"}"#,
-        ),
+        "/api/v1/helpdesk/verify/start",
+        DESK,
+        r#"{"username":"nobody"}"#,
     )
     .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND, "{text}");
@@ -251,39 +202,25 @@ async fn a_helpdesk_code_is_redeemed_by_the_bot_and_the_helpdesk_unlocks() {
 async fn change_through_the_api() {
     let w = world(5);
     let app = app(&w);
-    let (res, text) = send(
-        &app,
-        call(
-            "/api/v1/change",
-            Some(BOT),
-            r#"{"username":"normal","current_password":"wrong","new_password":"Plum-Tree-4711x"}"#,
-        ),
-    )
-    .await;
+    let change = |who: &str, current: &str| {
+        let new = "Plum-Tree-4711x";
+        format!(r#"{{"username":"{who}","current_password":"{current}","new_password":"{new}"}}"#)
+    };
+    let (res, text) = post_as(&app, "/api/v1/change", BOT, &change("normal", "wrong")).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{text}");
     assert_eq!(error_code(&text), "RK-CHANGE-001");
-    let (res, unknown) = send(
-        &app,
-        call(
-            "/api/v1/change",
-            Some(BOT),
-            r#"{"username":"nobody","current_password":"wrong","new_password":"Plum-Tree-4711x"}"#,
-        ),
-    )
-    .await;
+    let (res, unknown) = post_as(&app, "/api/v1/change", BOT, &change("nobody", "wrong")).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         json(&unknown)["message"],
         json(&text)["message"],
         "an unknown name reads like a wrong password"
     );
-    let (res, text) = send(
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/change",
-            Some(BOT),
-            r#"{"username":"normal","current_password":"Old-Password-1","new_password":"Plum-Tree-4711x"}"#,
-        ),
+        "/api/v1/change",
+        BOT,
+        &change("normal", "Old-Password-1"),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK, "{text}");
@@ -294,13 +231,11 @@ async fn change_through_the_api() {
 async fn every_answer_carries_the_support_id_of_its_request() {
     let w = world(5);
     let app = app(&w);
-    let (_, text) = send(
+    let (_, text) = post_as(
         &app,
-        call(
-            "/api/v1/reset/identify",
-            Some(BOT),
-            r#"{"username":"normal"}"#,
-        ),
+        "/api/v1/reset/identify",
+        BOT,
+        r#"{"username":"normal"}"#,
     )
     .await;
     let sid = json(&text)["support_id"].as_str().unwrap().to_owned();
@@ -309,13 +244,11 @@ async fn every_answer_carries_the_support_id_of_its_request() {
         audit_bodies(&w).iter().any(|b| b.contains(&sid)),
         "the identify record has the answer's support id"
     );
-    let (_, text) = send(
+    let (_, text) = post_as(
         &app,
-        call(
-            "/api/v1/result",
-            Some(BOT),
-            &format!(r#"{{"receipt":"{}"}}"#, "a".repeat(64)),
-        ),
+        "/api/v1/result",
+        BOT,
+        &format!(r#"{{"receipt":"{}"}}"#, "a".repeat(64)),
     )
     .await;
     assert_eq!(error_code(&text), "RK-FLOW-001");

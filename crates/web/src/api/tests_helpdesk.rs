@@ -13,8 +13,7 @@ use rekey_core::method::Method;
 use rekey_core::{Password, Sid};
 use serde_json::Value;
 
-use super::tests::{BOT, DESK, DESK2, app, call, json};
-use crate::tests::send;
+use super::tests::{BOT, DESK, DESK2, app, check, one, post_as, verified};
 
 /// `world(5)` with helpdesk rules: `appr` (approver, enrolled, password `Pw-appr-1`) and
 /// `vip` (sensitive, enrolled).
@@ -35,91 +34,46 @@ fn hd_world() -> World {
     w
 }
 
-fn audit_count(w: &World) -> usize {
-    w.store.with(|m| m.audit.len())
-}
-
-/// POST `body` to `path` with `token`: status, answer, and the ONE audit record it wrote.
-async fn one(
-    w: &World,
-    app: &axum::Router,
-    path: &str,
-    token: &str,
-    body: &Value,
-) -> (StatusCode, Value, Value) {
-    let before = audit_count(w);
-    let (res, text) = send(app, call(path, Some(token), &body.to_string())).await;
-    let records: Vec<Value> = w.store.with(|m| {
-        m.audit[before..]
-            .iter()
-            .map(|r| serde_json::from_str(&r.body).unwrap())
-            .collect()
-    });
-    assert_eq!(
-        records.len(),
-        1,
-        "{path}: one audit record per call: {records:#?}"
-    );
-    (
-        res.status(),
-        json(&text),
-        records.into_iter().next().unwrap(),
-    )
-}
-
 /// `one` with the body `{"username": who}`.
 async fn named(w: &World, app: &axum::Router, path: &str, who: &str) -> (StatusCode, Value, Value) {
     one(w, app, path, DESK, &serde_json::json!({ "username": who })).await
 }
 
-/// Start and pass a verification of `who` with `token`: the passed verification's id.
-async fn verified(w: &World, app: &axum::Router, token: &str, who: &str) -> String {
-    let (status, v, _) = one(
-        w,
-        app,
-        "/api/v1/helpdesk/verify/start",
-        token,
-        &serde_json::json!({ "username": who }),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    let id = v["verification_id"].as_str().unwrap().to_owned();
-    let (status, v, _) = one(
-        w,
-        app,
-        "/api/v1/helpdesk/verify",
-        token,
-        &serde_json::json!({ "verification_id": id, "code": w.last_code() }),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    v["verification_id"].as_str().unwrap().to_owned()
+/// `one` with an act's body: verification `id`, user `who`.
+async fn acted(
+    w: &World,
+    app: &axum::Router,
+    path: &str,
+    token: &str,
+    id: &str,
+    who: &str,
+) -> (StatusCode, Value, Value) {
+    let body = serde_json::json!({ "verification_id": id, "username": who });
+    one(w, app, path, token, &body).await
 }
 
 #[tokio::test]
 async fn acts_need_a_passed_verification_of_this_integration_for_this_user() {
     let w = hd_world();
     let app = app(&w);
-    let act = |id: &str, who: &str| serde_json::json!({ "verification_id": id, "username": who });
     // No verification at all: an id nobody issued, or no id.
-    let (status, v, rec) = one(
+    let (status, v, rec) = acted(
         &w,
         &app,
         "/api/v1/helpdesk/unlock",
         DESK,
-        &act(&"a".repeat(64), "locked"),
+        &"a".repeat(64),
+        "locked",
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["code"], "RK-FLOW-001");
     assert_eq!(rec["actor"], serde_json::json!({ "api": "desk" }));
-    let (res, text) = send(
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/helpdesk/unlock",
-            Some(DESK),
-            r#"{"username":"locked"}"#,
-        ),
+        "/api/v1/helpdesk/unlock",
+        DESK,
+        r#"{"username":"locked"}"#,
     )
     .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{text}");
@@ -139,86 +93,37 @@ async fn acts_need_a_passed_verification_of_this_integration_for_this_user() {
         (Some("verify"), Some("ok"))
     );
     let first = started["verification_id"].as_str().unwrap().to_owned();
-    let (status, v, _) = one(
-        &w,
-        &app,
-        "/api/v1/helpdesk/unlock",
-        DESK,
-        &act(&first, "locked"),
-    )
-    .await;
+    let (status, v, _) = acted(&w, &app, "/api/v1/helpdesk/unlock", DESK, &first, "locked").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["code"], "RK-HD-003");
     // A wrong code, then the right one: a new id, the old one dead.
     let code = w.last_code();
-    let (status, v, _) = one(
-        &w,
-        &app,
-        "/api/v1/helpdesk/verify",
-        DESK,
-        &serde_json::json!({ "verification_id": first, "code": "000000" }),
-    )
-    .await;
+    let (status, v, _) = check(&w, &app, DESK, &first, "000000").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["code"], "RK-VERIFY-001");
-    let (status, passed, rec) = one(
-        &w,
-        &app,
-        "/api/v1/helpdesk/verify",
-        DESK,
-        &serde_json::json!({ "verification_id": first, "code": code }),
-    )
-    .await;
+    let (status, passed, rec) = check(&w, &app, DESK, &first, &code).await;
     assert_eq!(status, StatusCode::OK, "{passed}");
     assert_eq!(rec["detail"], "caller_verified");
     assert_eq!(passed["expires_in_secs"], 600);
     assert_eq!(passed["verified_until"], T0 + 600);
     let id = passed["verification_id"].as_str().unwrap().to_owned();
     assert_ne!(id, first);
-    let (status, _, _) = one(
-        &w,
-        &app,
-        "/api/v1/helpdesk/unlock",
-        DESK,
-        &act(&first, "locked"),
-    )
-    .await;
+    let (status, _, _) = acted(&w, &app, "/api/v1/helpdesk/unlock", DESK, &first, "locked").await;
     assert_eq!(status, StatusCode::CONFLICT);
 
     // Another integration with the same id; the same integration naming another user.
-    let (status, v, rec) = one(
-        &w,
-        &app,
-        "/api/v1/helpdesk/unlock",
-        DESK2,
-        &act(&id, "locked"),
-    )
-    .await;
+    let (status, v, rec) = acted(&w, &app, "/api/v1/helpdesk/unlock", DESK2, &id, "locked").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["code"], "RK-HD-009");
     assert_eq!(rec["actor"], serde_json::json!({ "api": "desk2" }));
-    let (status, v, rec) = one(
-        &w,
-        &app,
-        "/api/v1/helpdesk/unlock",
-        DESK,
-        &act(&id, "normal"),
-    )
-    .await;
+    let (status, v, rec) = acted(&w, &app, "/api/v1/helpdesk/unlock", DESK, &id, "normal").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["code"], "RK-HD-009");
     assert_eq!(rec["detail"], "verification_of_another_user");
     assert!(w.zone.writes.lock().unwrap().is_empty(), "nothing written");
 
     // The act, with the integration named in the record and the mail.
-    let (status, v, rec) = one(
-        &w,
-        &app,
-        "/api/v1/helpdesk/unlock",
-        DESK,
-        &act(&id, "locked"),
-    )
-    .await;
+    let (status, v, rec) = acted(&w, &app, "/api/v1/helpdesk/unlock", DESK, &id, "locked").await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["ok"], true);
     assert_eq!(
@@ -235,29 +140,28 @@ async fn acts_need_a_passed_verification_of_this_integration_for_this_user() {
     );
     assert_eq!(rec["actor"], serde_json::json!({ "api": "desk" }));
     assert!(w.last_mail().body.contains("helpdesk integration desk"));
-    let (status, v, _) = one(
+    let (status, v, _) = acted(
         &w,
         &app,
         "/api/v1/helpdesk/must-change",
         DESK,
-        &act(&id, "locked"),
+        &id,
+        "locked",
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
 
     // Expired: refused like a missing verification.
     w.advance(601);
-    let (status, v, _) = one(&w, &app, "/api/v1/helpdesk/code", DESK, &act(&id, "locked")).await;
+    let (status, v, _) = acted(&w, &app, "/api/v1/helpdesk/code", DESK, &id, "locked").await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["code"], "RK-FLOW-001");
     // A self-service token may not call any of it.
-    let (res, text) = send(
+    let (res, text) = post_as(
         &app,
-        call(
-            "/api/v1/helpdesk/lookup",
-            Some(BOT),
-            r#"{"username":"locked"}"#,
-        ),
+        "/api/v1/helpdesk/lookup",
+        BOT,
+        r#"{"username":"locked"}"#,
     )
     .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN, "{text}");
@@ -310,14 +214,7 @@ async fn a_sensitive_user_waits_for_an_approver_in_the_console() {
     let w = hd_world();
     let app = app(&w);
     let id = verified(&w, &app, DESK, "vip").await;
-    let (status, v, rec) = one(
-        &w,
-        &app,
-        "/api/v1/helpdesk/unlock",
-        DESK,
-        &serde_json::json!({ "verification_id": id, "username": "vip" }),
-    )
-    .await;
+    let (status, v, rec) = acted(&w, &app, "/api/v1/helpdesk/unlock", DESK, &id, "vip").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     let request = v["request_id"].as_str().unwrap().to_owned();
     assert_eq!(v["expires_in_secs"], 3600);

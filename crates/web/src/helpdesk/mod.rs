@@ -30,6 +30,10 @@ use ctx::CONSOLE_COOKIE;
 
 const CONSOLE: &str = "/helpdesk/console";
 
+/// A page's answer; `Err` is one given early (a refused CSRF token, no session, an error page):
+/// `?` passes it on.
+type Answer = Result<Response, Response>;
+
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/helpdesk", get(sign_in).post(sign_in_post))
@@ -154,12 +158,9 @@ async fn where_now(s: &AppState, ctx: &HdCtx, flow: &str) -> Response {
     }
 }
 
-async fn factor(State(s): State<AppState>, ctx: HdCtx) -> Response {
-    let flow = match ctx.session_or_sign_in() {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    match s.engine.helpdesk_console(&flow).await {
+async fn factor(State(s): State<AppState>, ctx: HdCtx) -> Answer {
+    let flow = ctx.session_or_sign_in()?;
+    Ok(match s.engine.helpdesk_console(&flow).await {
         Ok(ConsoleStep::Factor(choices)) => {
             let page = Choices {
                 c: ctx.common(ctx.h.factor_title),
@@ -181,27 +182,24 @@ async fn factor(State(s): State<AppState>, ctx: HdCtx) -> Response {
         }
         Ok(_) => where_now(&s, &ctx, &flow).await,
         Err(e) => ctx.error(&e),
-    }
+    })
 }
 
 async fn factor_post(
     State(s): State<AppState>,
     ctx: HdCtx,
     ScalarForm(f): ScalarForm<MethodForm>,
-) -> Response {
+) -> Answer {
     let start = tokio::time::Instant::now();
-    let flow = match ctx.posted(&f.csrf) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let Some(method) = Method::parse(&f.method) else {
-        return ctx.error(&EngineError::MethodUnavailable);
-    };
+    let flow = ctx.posted(&f.csrf)?;
+    let method =
+        Method::parse(&f.method).ok_or_else(|| ctx.error(&EngineError::MethodUnavailable))?;
     let work = s.engine.helpdesk_choose_factor(&ctx.req, &flow, method);
-    match crate::at_deadline(start, s.cfg.answer_deadline, work).await {
+    let done = crate::at_deadline(start, s.cfg.answer_deadline, work).await;
+    Ok(match done {
         Ok(()) => ctx.redirect("/helpdesk/factor/code", Cookie::Keep),
         Err(e) => ctx.error(&e),
-    }
+    })
 }
 
 fn factor_form(ctx: &HdCtx, error: Option<String>) -> Form {
@@ -221,30 +219,25 @@ fn factor_form(ctx: &HdCtx, error: Option<String>) -> Form {
     }
 }
 
-async fn factor_code(State(s): State<AppState>, ctx: HdCtx) -> Response {
-    let flow = match ctx.session_or_sign_in() {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    match s.engine.helpdesk_console(&flow).await {
+async fn factor_code(State(s): State<AppState>, ctx: HdCtx) -> Answer {
+    let flow = ctx.session_or_sign_in()?;
+    Ok(match s.engine.helpdesk_console(&flow).await {
         Ok(ConsoleStep::FactorCode(_)) => ctx.render(StatusCode::OK, &factor_form(&ctx, None)),
         Ok(_) => where_now(&s, &ctx, &flow).await,
         Err(e) => ctx.error(&e),
-    }
+    })
 }
 
 async fn factor_code_post(
     State(s): State<AppState>,
     ctx: HdCtx,
     ScalarForm(f): ScalarForm<CodeForm>,
-) -> Response {
+) -> Answer {
     let start = tokio::time::Instant::now();
-    let flow = match ctx.posted(&f.csrf) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let flow = ctx.posted(&f.csrf)?;
     let work = s.engine.helpdesk_verify_factor(&ctx.req, &flow, &f.code);
-    match crate::at_deadline(start, s.cfg.answer_deadline, work).await {
+    let done = crate::at_deadline(start, s.cfg.answer_deadline, work).await;
+    Ok(match done {
         // A passed factor gives the session a new id (invariant 13).
         Ok(Progress::Verified(id) | Progress::More(id)) => ctx.redirect(CONSOLE, Cookie::Set(id)),
         Err(e @ EngineError::WrongCode) => {
@@ -252,51 +245,47 @@ async fn factor_code_post(
             ctx.render(StatusCode::OK, &factor_form(&ctx, Some(msg)))
         }
         Err(e) => ctx.error(&e),
-    }
+    })
 }
 
 /// The console: the lookup form and the session caller's card.
-async fn console(State(s): State<AppState>, ctx: HdCtx) -> Response {
+async fn console(State(s): State<AppState>, ctx: HdCtx) -> Answer {
     render_console(&s, &ctx, None).await
 }
 
-async fn render_console(s: &AppState, ctx: &HdCtx, alert: Option<String>) -> Response {
-    let flow = match ctx.session_or_sign_in() {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+async fn render_console(s: &AppState, ctx: &HdCtx, alert: Option<String>) -> Answer {
+    let flow = ctx.session_or_sign_in()?;
     let console = match s.engine.helpdesk_console(&flow).await {
         Ok(ConsoleStep::Ready(c)) => c,
-        Ok(_) => return where_now(s, ctx, &flow).await,
-        Err(e) => return ctx.error(&e),
+        Ok(_) => return Err(where_now(s, ctx, &flow).await),
+        Err(e) => return Err(ctx.error(&e)),
     };
     let card = match &console.caller {
-        Some(_) if console.roles.operator => match s.engine.helpdesk_user(&flow).await {
-            Ok(card) => Some(card),
-            Err(e) => return ctx.error(&e),
-        },
+        Some(_) if console.roles.operator => Some(
+            s.engine
+                .helpdesk_user(&flow)
+                .await
+                .map_err(|e| ctx.error(&e))?,
+        ),
         _ => None,
     };
     let page = pages::console_page(ctx, &console, card.as_ref(), alert);
-    ctx.render(StatusCode::OK, &page)
+    Ok(ctx.render(StatusCode::OK, &page))
 }
 
 async fn lookup_post(
     State(s): State<AppState>,
     ctx: HdCtx,
     ScalarForm(f): ScalarForm<LookupForm>,
-) -> Response {
-    let flow = match ctx.posted(&f.csrf) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let flow = ctx.posted(&f.csrf)?;
     match s.engine.helpdesk_lookup(&ctx.req, &flow, &f.who).await {
-        Ok(_) => ctx.redirect(CONSOLE, Cookie::Keep),
+        Ok(_) => Ok(ctx.redirect(CONSOLE, Cookie::Keep)),
         Err(e @ (EngineError::NoSuchAccount | EngineError::Directory(_))) => {
             let msg = ctx.say(&e);
             render_console(&s, &ctx, Some(msg)).await
         }
-        Err(e) => ctx.error(&e),
+        Err(e) => Err(ctx.error(&e)),
     }
 }
 
@@ -304,19 +293,16 @@ async fn send_post(
     State(s): State<AppState>,
     ctx: HdCtx,
     ScalarForm(f): ScalarForm<CsrfOnly>,
-) -> Response {
-    let flow = match ctx.posted(&f.csrf) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let flow = ctx.posted(&f.csrf)?;
     match s.engine.helpdesk_send_caller_code(&ctx.req, &flow).await {
-        Ok(_) => ctx.redirect(CONSOLE, Cookie::Keep),
+        Ok(_) => Ok(ctx.redirect(CONSOLE, Cookie::Keep)),
         Err(e) => act_refused(&s, &ctx, &e).await,
     }
 }
 
 /// A refusal the operator can go on from: the console with the reason on top.
-async fn act_refused(s: &AppState, ctx: &HdCtx, e: &EngineError) -> Response {
+async fn act_refused(s: &AppState, ctx: &HdCtx, e: &EngineError) -> Answer {
     match e {
         EngineError::Ineligible(_)
         | EngineError::OwnAccount
@@ -325,7 +311,7 @@ async fn act_refused(s: &AppState, ctx: &HdCtx, e: &EngineError) -> Response {
         | EngineError::WrongCode
         | EngineError::MethodUnavailable
         | EngineError::Landing(_) => render_console(s, ctx, Some(ctx.say(e))).await,
-        _ => ctx.error(e),
+        _ => Err(ctx.error(e)),
     }
 }
 
@@ -333,15 +319,12 @@ async fn verify_post(
     State(s): State<AppState>,
     ctx: HdCtx,
     ScalarForm(f): ScalarForm<CodeForm>,
-) -> Response {
+) -> Answer {
     let start = tokio::time::Instant::now();
-    let flow = match ctx.posted(&f.csrf) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let flow = ctx.posted(&f.csrf)?;
     let work = s.engine.helpdesk_check_caller(&ctx.req, &flow, &f.code);
     match crate::at_deadline(start, s.cfg.answer_deadline, work).await {
-        Ok(id) => ctx.redirect(CONSOLE, Cookie::Set(id)),
+        Ok(id) => Ok(ctx.redirect(CONSOLE, Cookie::Set(id))),
         Err(e) => act_refused(&s, &ctx, &e).await,
     }
 }
@@ -350,53 +333,42 @@ async fn act_post(
     State(s): State<AppState>,
     ctx: HdCtx,
     ScalarForm(f): ScalarForm<ActForm>,
-) -> Response {
-    let flow = match ctx.posted(&f.csrf) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let Some(act) = Act::parse(&f.act) else {
-        return ctx.error(&EngineError::WrongStep);
-    };
+) -> Answer {
+    let flow = ctx.posted(&f.csrf)?;
+    let act = Act::parse(&f.act).ok_or_else(|| ctx.error(&EngineError::WrongStep))?;
     match s.engine.helpdesk_act(&ctx.req, &flow, act).await {
-        Ok(outcome) => ctx.render(StatusCode::OK, &pages::outcome(&ctx, act, outcome)),
+        Ok(outcome) => Ok(ctx.render(StatusCode::OK, &pages::outcome(&ctx, act, outcome))),
         Err(e) => act_refused(&s, &ctx, &e).await,
     }
 }
 
-async fn approvals(State(s): State<AppState>, ctx: HdCtx) -> Response {
-    let flow = match ctx.session_or_sign_in() {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    match s.engine.helpdesk_approvals(&flow).await {
-        Ok(rows) => ctx.render(StatusCode::OK, &pages::approvals(&ctx, &rows)),
-        Err(e) => ctx.error(&e),
-    }
+async fn approvals(State(s): State<AppState>, ctx: HdCtx) -> Answer {
+    let flow = ctx.session_or_sign_in()?;
+    let rows = s
+        .engine
+        .helpdesk_approvals(&flow)
+        .await
+        .map_err(|e| ctx.error(&e))?;
+    Ok(ctx.render(StatusCode::OK, &pages::approvals(&ctx, &rows)))
 }
 
 async fn decide_post(
     State(s): State<AppState>,
     ctx: HdCtx,
     ScalarForm(f): ScalarForm<DecideForm>,
-) -> Response {
-    let flow = match ctx.posted(&f.csrf) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let flow = ctx.posted(&f.csrf)?;
     let approve = match f.decision.as_str() {
         "approve" => true,
         "reject" => false,
-        _ => return ctx.error(&EngineError::WrongStep),
+        _ => return Err(ctx.error(&EngineError::WrongStep)),
     };
-    match s
+    let outcome = s
         .engine
         .helpdesk_decide(&ctx.req, &flow, &f.id, approve)
         .await
-    {
-        Ok(outcome) => ctx.render(StatusCode::OK, &pages::decided(&ctx, approve, outcome)),
-        Err(e) => ctx.error(&e),
-    }
+        .map_err(|e| ctx.error(&e))?;
+    Ok(ctx.render(StatusCode::OK, &pages::decided(&ctx, approve, outcome)))
 }
 
 async fn sign_out_post(
