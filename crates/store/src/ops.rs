@@ -110,7 +110,9 @@ impl Store for SqlStore {
         limit: usize,
     ) -> BoxFuture<'a, StoreResult<Vec<rekey_core::audit::AuditEvent>>> {
         Box::pin(async move {
-            let records = self.audit_by_target(target_guid, since_ms, i64::MAX).await?;
+            let records = self
+                .audit_by_target(target_guid, since_ms, i64::MAX)
+                .await?;
             Ok(records
                 .iter()
                 .rev()

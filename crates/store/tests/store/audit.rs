@@ -31,7 +31,12 @@ async fn recent_audit_of_is_one_accounts_newest_events(db: TestDb) {
     assert_eq!(ids, ["RK-000008", "RK-000007", "RK-000005"]);
     let all = s.recent_audit_of(&mine, 0, 100).await.unwrap();
     assert_eq!(all.len(), 6);
-    assert!(s.recent_audit_of("no-such-account", 0, 10).await.unwrap().is_empty());
+    assert!(
+        s.recent_audit_of("no-such-account", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn audit_chain_is_unbroken_across_replicas(db: TestDb) {
