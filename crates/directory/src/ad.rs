@@ -18,6 +18,15 @@ use crate::{AdConfig, SetupError};
 /// How long the domain-wide policy is cached (PSOs are read per request).
 const DOMAIN_POLICY_TTL: Duration = Duration::from_secs(60);
 
+/// How long a sAMAccountName → objectGUID resolution is remembered, and how many at most. Only
+/// the NAME is remembered: every find still reads the account live by GUID and checks that it
+/// still has that name, so a rename or a deletion is seen at once (see `find_account`).
+const NAME_TTL: Duration = Duration::from_secs(600);
+const NAME_CAP: usize = 10_000;
+
+/// The find's filter: people, not computers (which are `objectClass=user` too).
+const PERSON: &str = "(&(objectCategory=person)(objectClass=user))";
+
 /// The ActiveDirectory landing zone and directory reader.
 pub struct ActiveDirectory {
     pub(crate) pool: Pool,
@@ -26,6 +35,8 @@ pub struct ActiveDirectory {
     pub(crate) history_on_reset: bool,
     domain_policy: Mutex<Option<(Instant, PasswordPolicy)>>,
     pso_cache: Mutex<std::collections::HashMap<String, (Instant, PasswordPolicy)>>,
+    /// Lower-cased sAMAccountName → objectGUID, from earlier finds (`NAME_TTL`, `NAME_CAP`).
+    names: Mutex<std::collections::HashMap<String, (Instant, Guid)>>,
 }
 
 fn unavailable(server: Option<&str>, e: &LdapError) -> Diagnostic {
@@ -59,6 +70,7 @@ impl ActiveDirectory {
             history_on_reset: config.history_on_reset,
             domain_policy: Mutex::new(None),
             pso_cache: Mutex::new(std::collections::HashMap::new()),
+            names: Mutex::new(std::collections::HashMap::new()),
         };
         ad.base_dn = match &config.base_dn {
             Some(b) => b.clone(),
@@ -255,7 +267,27 @@ impl ActiveDirectory {
         })))
     }
 
+    /// Find a person by what they typed. A sAMAccountName resolved before (the DC keeps it
+    /// unique in the domain) costs ONE base search by GUID, which reads the live account and
+    /// proves the name still belongs to it; anything else, and any doubt, costs the subtree
+    /// search that resolves the name (and detects ambiguity), then the base search by DN.
     async fn find_account(&self, id: &Identifier) -> Result<Option<Account>, DirectoryError> {
+        let sam_key = match id {
+            Identifier::SamAccountName(s) => Some(s.to_lowercase()),
+            Identifier::Principal(_) => None,
+        };
+        if let Some(key) = &sam_key
+            && let Some(guid) = self.resolved(key)
+        {
+            let live = self
+                .read_one(&format!("<GUID={guid}>"), PERSON, entry::ACCOUNT_ATTRS)
+                .await?;
+            match live.as_ref().and_then(entry::account) {
+                Some(a) if a.sam_account_name.to_lowercase() == *key => return Ok(Some(a)),
+                // Renamed, deleted or no longer a person: resolve the name afresh.
+                _ => self.forget(key),
+            }
+        }
         let who = match id {
             Identifier::SamAccountName(s) => eq("sAMAccountName", s),
             Identifier::Principal(p) => {
@@ -266,11 +298,44 @@ impl ActiveDirectory {
         let found = self
             .read(&self.base_dn, Scope::Subtree, &filter, &["1.1"])
             .await?;
-        match found.as_slice() {
-            [] => Ok(None),
-            [one] => self.account_by_dn(&one.dn).await,
-            _ => Err(DirectoryError::Ambiguous),
+        let account = match found.as_slice() {
+            [] => return Ok(None),
+            [one] => self.account_by_dn(&one.dn).await?,
+            _ => return Err(DirectoryError::Ambiguous),
+        };
+        if let (Some(key), Some(a)) = (sam_key, &account)
+            && a.sam_account_name.to_lowercase() == key
+        {
+            self.remember(key, a.guid);
         }
+        Ok(account)
+    }
+
+    fn resolved(&self, key: &str) -> Option<Guid> {
+        self.names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < NAME_TTL)
+            .map(|(_, g)| *g)
+    }
+
+    fn remember(&self, key: String, guid: Guid) {
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        if names.len() >= NAME_CAP {
+            names.retain(|_, (at, _)| at.elapsed() < NAME_TTL);
+            if names.len() >= NAME_CAP {
+                names.clear();
+            }
+        }
+        names.insert(key, (Instant::now(), guid));
+    }
+
+    fn forget(&self, key: &str) {
+        self.names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 
     /// The effective policy from the PSO reference read with the account (no extra round trip);

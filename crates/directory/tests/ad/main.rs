@@ -533,3 +533,45 @@ async fn blank_passwords_never_reach_the_dc() {
 }
 
 mod pool_and_failover;
+
+/// A name found before is resolved to its GUID without a subtree search, and the live read by
+/// GUID proves the name still belongs to it: a rename, a name handed to another account and a
+/// deletion are all seen on the very next find (the resolution never goes stale).
+#[tokio::test]
+async fn a_remembered_name_never_goes_stale() {
+    let d = dev();
+    let ad = zone().await;
+    let first = d.user("stale-a").await;
+    let second = d.user("stale-b").await;
+    let a = account(&ad, &first.sam).await;
+    assert_eq!(account(&ad, &first.sam).await.guid, a.guid, "remembered");
+    let sam = |s: &str| {
+        vec![Mod::Replace(
+            b"sAMAccountName".to_vec(),
+            HashSet::from([s.as_bytes().to_vec()]),
+        )]
+    };
+    let renamed = format!("{}r", first.sam);
+    // Its UPN goes too: Samba refuses a sAMAccountName whose implied UPN is someone's UPN.
+    let mut mods = sam(&renamed);
+    mods.push(Mod::Delete(b"userPrincipalName".to_vec(), HashSet::new()));
+    d.admin_modify(&first.dn, mods).await;
+    d.admin_modify(&second.dn, sam(&first.sam)).await;
+    let now = account(&ad, &first.sam).await;
+    assert_ne!(
+        now.guid, a.guid,
+        "the name now belongs to the second account"
+    );
+    assert_eq!(now.dn, second.dn);
+    assert_eq!(account(&ad, &renamed).await.guid, a.guid);
+    d.admin().await.delete(&second.dn).await.unwrap();
+    let gone = ad.find(&Identifier::parse(&first.sam).unwrap()).await;
+    assert_eq!(
+        gone.unwrap(),
+        None,
+        "a deleted account is not found by its old name"
+    );
+    d.admin().await.delete(&first.dn).await.unwrap();
+    let gone = ad.find(&Identifier::parse(&renamed).unwrap()).await;
+    assert_eq!(gone.unwrap(), None);
+}
