@@ -194,8 +194,8 @@ pub async fn prepare_users(dev: &Dev, n: usize, tag: &str) -> BenchResult<Vec<Be
             )
             .await
             .map_err(|e| e.to_string())?;
-        // 20: attributeOrValueExists (already a member).
-        if r.rc != 0 && r.rc != 20 {
+        // Already a member: 20 attributeOrValueExists (Windows), 68 entryAlreadyExists (Samba).
+        if !matches!(r.rc, 0 | 20 | 68) {
             return Err(format!("add {sam} to Staff-All: rc {} {}", r.rc, r.text));
         }
         users.push(BenchUser {
@@ -258,6 +258,12 @@ fn proc_ticks(pid: &str) -> Option<u64> {
 /// CPU ticks of this process (all threads).
 pub fn self_ticks() -> u64 {
     proc_ticks("self").unwrap_or(0)
+}
+
+/// CPU ticks of process `pid` (all threads, live and exited), 0 if it is gone.
+#[must_use]
+pub fn pid_ticks(pid: u32) -> u64 {
+    proc_ticks(&pid.to_string()).unwrap_or(0)
 }
 
 /// Ticks per `samba` process (both DCs of the dev domain: DC2 replicates every write).

@@ -13,6 +13,7 @@
 pub mod dc;
 pub mod peer;
 pub mod portal;
+pub mod process;
 pub mod report;
 mod scenario;
 pub mod spans;
@@ -42,6 +43,9 @@ pub struct Options {
     pub out: PathBuf,
     /// Only these scenarios (by name); empty: all.
     pub only: Vec<String>,
+    /// Rekey as `rekey serve` in its own process (its CPU read from `/proc/<pid>/stat` apart
+    /// from the bench's); `false`: the portal in the bench's process.
+    pub rekey_process: bool,
 }
 
 impl Options {
@@ -56,6 +60,7 @@ impl Options {
             identify_deadline_ms: 1,
             out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench")),
             only: Vec::new(),
+            rekey_process: true,
         }
     }
 
@@ -66,6 +71,8 @@ impl Options {
             users: 4,
             seconds: 0.4,
             concurrency: vec![1, 4],
+            // The smoke test: no release binary needed.
+            rekey_process: false,
             ..Self::full()
         }
     }
@@ -138,7 +145,7 @@ async fn run_with(
     }
     let peer = peer::Peer::from_dev(&dev)?;
     let deadline = Duration::from_millis(opts.identify_deadline_ms);
-    let portal = portal::start(&dev, ad.clone(), &users, deadline).await?;
+    let portal = portal::start(&dev, ad.clone(), &users, deadline, opts.rekey_process).await?;
     let world = Arc::new(World {
         dev,
         users: users.into_iter().map(Mutex::new).collect(),

@@ -1,4 +1,5 @@
-//! `rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…]`
+//! `rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…]
+//! [--in-process]`
 //! `rekey-bench --spans N`: time the components of Rekey's write steps one by one, N calls each.
 //!
 //! Needs the dev domain (`dev/domain up`). Writes `DIR/latest.json` and `DIR/latest.md`
@@ -12,7 +13,13 @@ use rekey_bench::{Options, report};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…] | --spans N"
+        "usage: rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…] [--in-process] | --spans N
+
+Rekey runs as `rekey serve` in its own process (the `rekey` binary beside this one, or
+$REKEY_BENCH_BIN; build it with `cargo build --release -p rekey`): the \"Rekey CPU ms/op\"
+column is that process's CPU (all threads, /proc/<pid>/stat) per operation, the \"bench CPU\"
+column this process's (HTTP client, SMTP sink). --in-process: the portal in this process
+instead (no Rekey CPU column; bench CPU then includes Rekey)."
     );
     ExitCode::from(2)
 }
@@ -24,11 +31,15 @@ fn parse() -> Option<(Options, Option<usize>)> {
     } else {
         Options::full()
     };
+    // Rekey in its own process unless --in-process (also with --quick).
+    opts.rekey_process = true;
     let mut spans = None;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => {}
+            "--in-process" => opts.rekey_process = false,
+            "--rekey-process" => opts.rekey_process = true,
             "--users" => opts.users = it.next()?.parse().ok()?,
             "--seconds" => opts.seconds = it.next()?.parse().ok()?,
             "--pool" => opts.pool_size = it.next()?.parse().ok()?,

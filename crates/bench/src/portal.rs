@@ -1,5 +1,6 @@
-//! The portal in this process (`rekey_e2e::portal`, wired like `rekey serve`) with the bench's
-//! budgets, a minimal in-process SMTP sink that hands each code to the waiting worker at once (no
+//! The portal — `rekey serve` in its own process (`process.rs`, the default: its CPU is read
+//! apart from the bench's) or in this process (`rekey_e2e::portal`, wired like `rekey serve`) —
+//! with the bench's budgets, a minimal in-process SMTP sink that hands each code to the waiting worker at once (no
 //! Maildir polling: the sink's latency must not count as Rekey's), and a minimal HTTP/1.1 client.
 
 use std::collections::HashMap;
@@ -20,23 +21,64 @@ pub struct Portal {
     pub port: u16,
     /// Codes mailed to each bench user's enrolled address, in order.
     pub codes: HashMap<String, tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>,
-    _web: rekey_e2e::portal::Portal,
+    web: Web,
+}
+
+enum Web {
+    /// Kept only to keep the server running (aborted on drop).
+    InProcess(#[expect(dead_code, reason = "held for its Drop")] Box<rekey_e2e::portal::Portal>),
+    Process(crate::process::RekeyProcess),
+}
+
+impl Portal {
+    /// The pid of `rekey serve`, when Rekey runs in its own process.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        match &self.web {
+            Web::Process(p) => Some(p.pid()),
+            Web::InProcess(_) => None,
+        }
+    }
 }
 
 /// Start the portal with the bench's engine limits: per-IP and per-user mail budgets raised (one
-/// client IP drives thousands of operations), identify deadline `identify_deadline`.
+/// client IP drives thousands of operations), identify deadline `identify_deadline`; `rekey serve`
+/// in its own process when `process`.
 pub async fn start(
     dev: &Dev,
     ad: Arc<ActiveDirectory>,
     users: &[BenchUser],
     identify_deadline: Duration,
+    process: bool,
 ) -> BenchResult<Portal> {
     let (smtp_port, codes) = smtp_sink(users).await?;
+    let deadline_ms = u64::try_from(identify_deadline.as_millis()).unwrap_or(u64::MAX);
+    let mut enrollments = Vec::new();
+    for u in users {
+        let account = ad
+            .account_by_dn(&u.dn)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} not found", u.sam))?;
+        enrollments.push(Enrollment::contact(
+            account.guid,
+            MethodKind::Email,
+            &u.address,
+            0,
+        ));
+    }
+    if process {
+        let p = crate::process::start(dev, smtp_port, deadline_ms, &enrollments).await?;
+        return Ok(Portal {
+            port: p.port,
+            codes,
+            web: Web::Process(p),
+        });
+    }
     let mut smtp = rekey_notify::SmtpConfig::new("127.0.0.1", "Rekey <rekey@corp.example.com>");
     smtp.port = Some(smtp_port);
     smtp.tls = rekey_notify::TlsMode::None;
     smtp.timeout_ms = 5_000;
-    let deadline_ms = u64::try_from(identify_deadline.as_millis()).unwrap_or(u64::MAX);
     let web = rekey_e2e::portal::start(dev, &smtp, |c| {
         c.engine.per_ip_attempts_per_hour = Some(u32::MAX);
         c.engine.emails_per_user_per_hour = Some(u32::MAX);
@@ -49,22 +91,16 @@ pub async fn start(
         }
     })
     .await?;
-    for u in users {
-        let account = ad
-            .account_by_dn(&u.dn)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{} not found", u.sam))?;
-        let e = Enrollment::contact(account.guid, MethodKind::Email, &u.address, 0);
+    for e in &enrollments {
         web.store
-            .upsert_enrollment(&e)
+            .upsert_enrollment(e)
             .await
             .map_err(|e| e.to_string())?;
     }
     Ok(Portal {
         port: web.port,
         codes,
-        _web: web,
+        web: Web::InProcess(Box::new(web)),
     })
 }
 

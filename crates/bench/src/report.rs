@@ -18,8 +18,12 @@ pub struct Row {
     pub p99_ms: f64,
     /// HTTP reset only: p50 of the set-password request (the step that writes).
     pub step_p50_ms: Option<f64>,
-    /// CPU of this process per op (Rekey, plus the bench's own client and SMTP sink).
+    /// CPU of this process per op: the bench's client (HTTP, LDAP baseline) and SMTP sink, plus
+    /// Rekey when it runs in-process (`--in-process`).
     pub bench_cpu_ms_per_op: f64,
+    /// HTTP scenarios with Rekey in its own process: the CPU of `rekey serve` per op (all its
+    /// threads, from `/proc/<pid>/stat`).
+    pub rekey_cpu_ms_per_op: Option<f64>,
     /// CPU of all `samba` processes per op (DC1 and, when up, DC2 replicating).
     pub dc_cpu_ms_per_op: f64,
     pub baseline: Option<String>,
@@ -71,23 +75,31 @@ pub fn notes(opts: &Options) -> Vec<String> {
              (invariant 9), so a real reset takes ≥ 400 ms more",
             opts.identify_deadline_ms
         ),
-        "bench CPU = this whole process: Rekey + the bench's HTTP client, LDAP baseline client and \
-         SMTP sink; for raw-* and peer-change it is the client alone"
-            .into(),
+        if opts.rekey_process {
+            "Rekey CPU = the `rekey serve` process (all threads, utime+stime from /proc/<pid>/stat) \
+             per op, the client in another process; bench CPU = the bench process: HTTP client, \
+             SMTP sink (and for raw-*, zone-* and peer-change the client alone)"
+                .into()
+        } else {
+            "bench CPU = this whole process: Rekey (in-process) + the bench's HTTP client, LDAP \
+             baseline client and SMTP sink; for raw-* and peer-change it is the client alone"
+                .into()
+        },
         "peer-change = what typical portals do per change: new LDAPS connection (TLS handshake), \
          bind as the service account, subtree search by sAMAccountName, bind as the user with the \
          old credential, re-bind as the service account, REPLACE unicodePwd — a reset, so the DC \
          skips history and minimum age, and must-change / expired users cannot bind at all \
          (tests/peer_model.rs)"
             .into(),
-        "DC CPU = all samba processes on the host (DC1 and DC2, which replicates every write)".into(),
+        "DC CPU = all samba processes on the host (DC1 and DC2, which replicates every write)"
+            .into(),
         format!(
             "Rekey's LDAPS pool: {} connection(s) to DC1 (multiplexed); baseline: one connection \
              per worker",
             opts.pool_size
         ),
-        "http-reset = POST /reset + code from SMTP + POST /reset/code + POST /reset/password; \
-         step p50 = the set-password request alone"
+        "http-change = GET /change + POST /change; http-reset = POST /reset + code from SMTP + \
+         POST /reset/code + POST /reset/password; step p50 = the set-password request alone"
             .into(),
         "engine budgets raised for the bench: per-IP attempts and mails per user per hour".into(),
     ]
@@ -137,13 +149,13 @@ pub fn markdown(r: &Report) -> String {
         r.verified_users
     ));
     s.push_str(
-        "| scenario | c | ops | req/s | p50 ms | p99 ms | step p50 ms | bench CPU ms/op | \
-         DC CPU ms/op | vs | ×rps | Δp50 ms |\n",
+        "| scenario | c | ops | req/s | p50 ms | p99 ms | step p50 ms | Rekey CPU ms/op | \
+         bench CPU ms/op | DC CPU ms/op | vs | ×rps | Δp50 ms |\n",
     );
-    s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|\n");
+    s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|\n");
     for x in &r.rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.2} | {:.2} | {} | {:.2} | {:.1} | {} | {} | {} |\n",
+            "| {} | {} | {} | {:.1} | {:.2} | {:.2} | {} | {} | {:.2} | {:.1} | {} | {} | {} |\n",
             x.scenario,
             x.concurrency,
             x.ops,
@@ -151,6 +163,8 @@ pub fn markdown(r: &Report) -> String {
             x.p50_ms,
             x.p99_ms,
             x.step_p50_ms
+                .map_or_else(|| "—".into(), |v| format!("{v:.2}")),
+            x.rekey_cpu_ms_per_op
                 .map_or_else(|| "—".into(), |v| format!("{v:.2}")),
             x.bench_cpu_ms_per_op,
             x.dc_cpu_ms_per_op,

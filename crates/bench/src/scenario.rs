@@ -27,7 +27,7 @@ pub enum Kind {
     ZoneReset,
     /// `ActiveDirectory::change` (LandingZone), Rekey's pool.
     ZoneChange,
-    /// POST /change through the in-process portal.
+    /// GET /change (the form) + POST /change through the portal.
     HttpChange,
     /// POST /reset → code from SMTP → POST /reset/code → POST /reset/password.
     HttpReset,
@@ -82,6 +82,8 @@ pub struct Measured {
     elapsed: Duration,
     self_ticks: u64,
     dc_ticks: u64,
+    /// CPU of `rekey serve` (HTTP scenarios, Rekey in its own process).
+    rekey_ticks: Option<u64>,
 }
 
 fn pct(sorted: &[Duration], p: usize) -> f64 {
@@ -117,6 +119,7 @@ impl Measured {
             p99_ms: pct(&self.lat, 99),
             step_p50_ms: (!self.step.is_empty()).then(|| pct(&self.step, 50)),
             bench_cpu_ms_per_op: self.self_ticks as f64 / ticks_per_s * 1e3 / ops,
+            rekey_cpu_ms_per_op: self.rekey_ticks.map(|t| t as f64 / ticks_per_s * 1e3 / ops),
             dc_cpu_ms_per_op: self.dc_ticks as f64 / ticks_per_s * 1e3 / ops,
             baseline: kind.baseline().map(|b| b.name().into()),
             rps_ratio: None,
@@ -140,7 +143,12 @@ pub async fn measure(
             worker(&world, kind, w, dur, &barrier).await
         }));
     }
+    let rekey = world
+        .portal
+        .pid()
+        .filter(|_| matches!(kind, Kind::HttpChange | Kind::HttpReset));
     barrier.wait().await;
+    let r0 = rekey.map(dc::pid_ticks);
     let (t0, s0, d0) = (Instant::now(), dc::self_ticks(), dc::samba_ticks());
     let mut lat = Vec::new();
     let mut step = Vec::new();
@@ -160,6 +168,7 @@ pub async fn measure(
         }
     }
     let (elapsed, s1, d1) = (t0.elapsed(), dc::self_ticks(), dc::samba_ticks());
+    let r1 = rekey.map(dc::pid_ticks);
     if let Some(e) = first_err {
         return Err(format!("{} at concurrency {c}: {e}", kind.name()));
     }
@@ -171,6 +180,7 @@ pub async fn measure(
         elapsed,
         self_ticks: s1.saturating_sub(s0),
         dc_ticks: dc::samba_delta(&d0, &d1),
+        rekey_ticks: r0.zip(r1).map(|(a, b)| b.saturating_sub(a)),
     })
 }
 
@@ -241,6 +251,11 @@ async fn worker(
                 .map_err(|e| format!("zone change: {e:?}"))?;
             }
             Kind::HttpChange => {
+                let cookie = format!("__Host-rekey-csrf={csrf}");
+                let a = http(port, "GET", "/change", &cookie, None).await?;
+                if a.status != 200 {
+                    return Err(format!("GET /change: {} {}", a.status, snippet(&a.body)));
+                }
                 let form = format!(
                     "csrf={csrf}&username={}&current_password={}&new_password={}&confirm_password={}",
                     enc(&user.sam),
@@ -248,7 +263,6 @@ async fn worker(
                     enc(&new),
                     enc(&new)
                 );
-                let cookie = format!("__Host-rekey-csrf={csrf}");
                 let a = http(port, "POST", "/change", &cookie, Some(&form)).await?;
                 if a.status != 200 || !a.body.contains("data-state=\"ok\"") {
                     return Err(format!("POST /change: {} {}", a.status, snippet(&a.body)));

@@ -3,6 +3,13 @@
 //! A reservation is a rate event with the id the database gave it: it counts in `hit`/`hits` like
 //! any other event, and `release` deletes it by id. `hit` and `reserve` of one key are serialized
 //! by the same lock, so a count they read cannot change before their insert.
+//!
+//! On SQLite each is ONE round trip to the connection's thread: the prune, then one statement that
+//! inserts and counts (`hit`) or counts and inserts below the limit (`reserve`). A writing
+//! statement holds the database's write lock from its start to its end, so the count and the
+//! insert are atomic without `BEGIN IMMEDIATE … COMMIT` (which cost four more round trips — a
+//! thread hand-off each way — per call). PostgreSQL runs the transaction under the key's advisory
+//! lock.
 
 use rekey_core::store::{StoreResult, UnixTime};
 
@@ -25,8 +32,33 @@ fn bounds(now: UnixTime, window: i64) -> (UnixTime, UnixTime) {
     )
 }
 
+/// SQLite `hit`: prune, then insert and count the window in the same statement (`$3` = since);
+/// the count excludes the new row by id and adds it, whether or not the subquery sees it.
+const SQLITE_HIT: &str = "DELETE FROM rate_events WHERE event_key = $1 AND happened_at <= $4; \
+     INSERT INTO rate_events (event_key, happened_at) VALUES ($1, $2) \
+     RETURNING 1 + (SELECT COUNT(*) FROM rate_events AS o WHERE o.event_key = $1 \
+     AND o.happened_at > $3 AND o.happened_at <= $2 AND o.id <> rate_events.id)";
+
+/// SQLite `reserve`: prune, then insert only while the window holds fewer than `$4` events.
+const SQLITE_RESERVE: &str = "DELETE FROM rate_events WHERE event_key = $1 AND happened_at <= $5; \
+     INSERT INTO rate_events (event_key, happened_at) SELECT $1, $2 \
+     WHERE (SELECT COUNT(*) FROM rate_events WHERE event_key = $1 \
+     AND happened_at > $3 AND happened_at <= $2) < $4 RETURNING id";
+
 impl SqlStore {
     pub(crate) async fn rate_hit(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32> {
+        if let crate::Pool::Sqlite(p) = &self.pool {
+            let (horizon, since) = bounds(now, window);
+            return sqlx::query_scalar::<_, i64>(SQLITE_HIT)
+                .bind(key)
+                .bind(now)
+                .bind(since)
+                .bind(horizon)
+                .fetch_one(p)
+                .await
+                .map(count)
+                .map_err(map_err);
+        }
         self.hit_tx(key, now, window)
             .await
             .map(count)
@@ -78,6 +110,18 @@ impl SqlStore {
         window: i64,
         limit: u32,
     ) -> StoreResult<Option<i64>> {
+        if let crate::Pool::Sqlite(p) = &self.pool {
+            let (horizon, since) = bounds(now, window);
+            return sqlx::query_scalar::<_, i64>(SQLITE_RESERVE)
+                .bind(key)
+                .bind(now)
+                .bind(since)
+                .bind(i64::from(limit))
+                .bind(horizon)
+                .fetch_optional(p)
+                .await
+                .map_err(map_err);
+        }
         self.reserve_tx(key, now, window, limit)
             .await
             .map_err(map_err)
