@@ -210,10 +210,10 @@ async fn the_helpdesk_verifies_the_caller_then_unlocks_through_the_api() {
     assert_eq!(v["next"], "verified", "{v}");
 }
 
-/// The schemathesis binary: `$REKEY_SCHEMATHESIS` (dev/test sets it), else the venv dev/test
+/// The schemathesis binary: `$REKEY_TEST_SCHEMATHESIS` (dev/test sets it), else the venv dev/test
 /// installs. Missing is a failure, never a skip.
 fn schemathesis() -> PathBuf {
-    let path = std::env::var_os("REKEY_SCHEMATHESIS").map_or_else(
+    let path = std::env::var_os("REKEY_TEST_SCHEMATHESIS").map_or_else(
         || rekey_e2e::dev::repo().join(".dev/schemathesis/bin/schemathesis"),
         PathBuf::from,
     );
@@ -223,7 +223,7 @@ fn schemathesis() -> PathBuf {
         .is_ok_and(|o| o.status.success());
     assert!(
         works,
-        "schemathesis is missing at {} (set REKEY_SCHEMATHESIS): install it with \
+        "schemathesis is missing at {} (set REKEY_TEST_SCHEMATHESIS): install it with \
          `python3 -m venv .dev/schemathesis && .dev/schemathesis/bin/pip install \
          schemathesis==4.32.5` in the repository (dev/test does this)",
         path.display()
@@ -250,7 +250,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     .await
     .unwrap();
     let base = format!("http://127.0.0.1:{}", portal.port);
-    let seed = std::env::var("REKEY_SCHEMATHESIS_SEED").unwrap_or_else(|_| {
+    let seed = std::env::var("REKEY_TEST_SCHEMATHESIS_SEED").unwrap_or_else(|_| {
         (std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -321,7 +321,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     );
     assert!(
         out.status.success(),
-        "schemathesis failed (exit {:?}, seed {seed}; rerun with REKEY_SCHEMATHESIS_SEED={seed}):\n{text}",
+        "schemathesis failed (exit {:?}, seed {seed}; rerun with REKEY_TEST_SCHEMATHESIS_SEED={seed}):\n{text}",
         out.status.code()
     );
     assert!(

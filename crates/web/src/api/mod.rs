@@ -15,7 +15,7 @@
 //!
 //! API boundary: the document `openapi()` (OpenAPI 3.1, derived from these types by utoipa) is
 //! served at `/api/v1/openapi.json` and checked in as `docs/openapi.json` (a test holds them
-//! equal; `REKEY_BLESS=1` rewrites the file).
+//! equal; `REKEY_TEST_BLESS=1` rewrites the file).
 
 mod auth;
 mod body;

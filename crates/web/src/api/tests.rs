@@ -156,14 +156,14 @@ async fn the_served_document_is_the_checked_in_one() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/api/v1/reset/identify"]["post"].is_object());
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
-    if std::env::var_os("REKEY_BLESS").is_some() {
+    if std::env::var_os("REKEY_TEST_BLESS").is_some() {
         std::fs::write(path, &served).unwrap();
     }
     let checked_in = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         checked_in == served,
         "docs/openapi.json differs from the document the API serves; regenerate it with \
-         `REKEY_BLESS=1 cargo test -p rekey-web api::tests::the_served_document` and commit it"
+         `REKEY_TEST_BLESS=1 cargo test -p rekey-web api::tests::the_served_document` and commit it"
     );
 }
 
