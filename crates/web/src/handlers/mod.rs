@@ -44,6 +44,67 @@ struct LangQuery {
     lang: Option<String>,
 }
 
+/// What every page request carries, read the same way for the portal's and the console's
+/// context: the language, the CSRF token (a new one when the cookie is missing or malformed) and
+/// the audit's view of the request.
+pub(crate) struct Basics {
+    pub t: &'static Texts,
+    /// `?lang=` named a language: the response sets the language cookie.
+    pub set_lang: Option<&'static str>,
+    pub csrf: String,
+    pub new_csrf: bool,
+    pub req: RequestContext,
+}
+
+/// A cookie value as Rekey makes them (64 hex digits); anything else is ignored.
+pub(crate) fn opaque(v: &str) -> bool {
+    v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+pub(crate) fn basics(parts: &Parts, state: &AppState) -> Basics {
+    let h = &parts.headers;
+    let chosen = Query::<LangQuery>::try_from_uri(&parts.uri)
+        .ok()
+        .and_then(|q| q.0.lang)
+        .and_then(|l| match l.as_str() {
+            "en" => Some("en"),
+            "de" => Some("de"),
+            _ => None,
+        });
+    let t = i18n::choose(
+        chosen.or_else(|| security::cookie(h, LANG_COOKIE)),
+        h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+    );
+    let (csrf, new_csrf) = match security::cookie(h, CSRF_COOKIE).filter(|c| opaque(c)) {
+        Some(c) => (c.to_owned(), false),
+        None => (state.engine.token(), true),
+    };
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let ip = security::client_ip(h, peer, &state.cfg.trusted_proxies);
+    let ua = h
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect());
+    Basics {
+        t,
+        set_lang: chosen,
+        csrf,
+        new_csrf,
+        req: RequestContext {
+            client_ip: ip.map(|i| i.to_string()),
+            user_agent: ua,
+            support_id: parts
+                .extensions
+                .get::<crate::trace::SupportId>()
+                .map_or_else(|| state.engine.support_id(), |s| s.0.clone()),
+            actor: rekey_core::audit::Actor::User,
+        },
+    }
+}
+
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = Response;
 
@@ -51,52 +112,17 @@ impl FromRequestParts<AppState> for Ctx {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let h = &parts.headers;
-        let chosen = Query::<LangQuery>::try_from_uri(&parts.uri)
-            .ok()
-            .and_then(|q| q.0.lang)
-            .and_then(|l| match l.as_str() {
-                "en" => Some("en"),
-                "de" => Some("de"),
-                _ => None,
-            });
-        let t = i18n::choose(
-            chosen.or_else(|| security::cookie(h, LANG_COOKIE)),
-            h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
-        );
-        let existing = security::cookie(h, CSRF_COOKIE)
-            .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()));
-        let (csrf, new_csrf) = match existing {
-            Some(c) => (c.to_owned(), false),
-            None => (state.engine.token(), true),
-        };
-        let flow = security::cookie(h, FLOW_COOKIE)
-            .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        let b = basics(parts, state);
+        let flow = security::cookie(&parts.headers, FLOW_COOKIE)
+            .filter(|c| opaque(c))
             .map(str::to_owned);
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        let ip = security::client_ip(h, peer, &state.cfg.trusted_proxies);
-        let ua = h
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect());
         Ok(Self {
-            t,
-            csrf,
-            new_csrf,
-            set_lang: chosen,
+            t: b.t,
+            csrf: b.csrf,
+            new_csrf: b.new_csrf,
+            set_lang: b.set_lang,
             flow,
-            req: RequestContext {
-                client_ip: ip.map(|i| i.to_string()),
-                user_agent: ua,
-                support_id: parts
-                    .extensions
-                    .get::<crate::trace::SupportId>()
-                    .map_or_else(|| state.engine.support_id(), |s| s.0.clone()),
-                actor: rekey_core::audit::Actor::User,
-            },
+            req: b.req,
             org: state.cfg.organisation.clone(),
         })
     }

@@ -1,16 +1,13 @@
 //! The console's request context: language, CSRF (double submit, the portal's cookie), the
 //! console session cookie (`__Host-rekey-console`: only the opaque id), the audit context.
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::extract::{ConnectInfo, FromRequestParts, Query};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use rekey_core::UserFacing;
 use rekey_core::engine::{EngineError, RequestContext};
-use serde::Deserialize;
 
 use super::texts::{self, Hd};
 use crate::AppState;
@@ -34,15 +31,6 @@ pub struct HdCtx {
     session_ttl: i64,
 }
 
-#[derive(Deserialize)]
-struct LangQuery {
-    lang: Option<String>,
-}
-
-fn opaque(v: &str) -> bool {
-    v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 impl FromRequestParts<AppState> for HdCtx {
     type Rejection = Response;
 
@@ -50,51 +38,18 @@ impl FromRequestParts<AppState> for HdCtx {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let h = &parts.headers;
-        let chosen = Query::<LangQuery>::try_from_uri(&parts.uri)
-            .ok()
-            .and_then(|q| q.0.lang)
-            .and_then(|l| match l.as_str() {
-                "en" => Some("en"),
-                "de" => Some("de"),
-                _ => None,
-            });
-        let t = i18n::choose(
-            chosen.or_else(|| security::cookie(h, LANG_COOKIE)),
-            h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
-        );
-        let (csrf, new_csrf) = match security::cookie(h, CSRF_COOKIE).filter(|c| opaque(c)) {
-            Some(c) => (c.to_owned(), false),
-            None => (state.engine.token(), true),
-        };
-        let session = security::cookie(h, CONSOLE_COOKIE)
-            .filter(|c| opaque(c))
+        let b = crate::handlers::basics(parts, state);
+        let session = security::cookie(&parts.headers, CONSOLE_COOKIE)
+            .filter(|c| crate::handlers::opaque(c))
             .map(str::to_owned);
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        let ip = security::client_ip(h, peer, &state.cfg.trusted_proxies);
-        let ua = h
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect());
         Ok(Self {
-            t,
-            h: texts::of(t),
-            csrf,
-            new_csrf,
-            set_lang: chosen,
+            t: b.t,
+            h: texts::of(b.t),
+            csrf: b.csrf,
+            new_csrf: b.new_csrf,
+            set_lang: b.set_lang,
             session,
-            req: RequestContext {
-                client_ip: ip.map(|i| i.to_string()),
-                user_agent: ua,
-                support_id: parts
-                    .extensions
-                    .get::<crate::trace::SupportId>()
-                    .map_or_else(|| state.engine.support_id(), |s| s.0.clone()),
-                actor: rekey_core::audit::Actor::User,
-            },
+            req: b.req,
             org: state.cfg.organisation.clone(),
             session_ttl: state.engine.config().helpdesk.session_ttl,
         })
