@@ -236,18 +236,9 @@ impl Engine {
         agent: &Agent<'_>,
         approver: Option<&str>,
     ) {
-        let enrolled = self
-            .inner
-            .store
-            .enrollments(&account.guid)
-            .await
-            .unwrap_or_default();
-        let to = enrolled
-            .into_iter()
-            .find(|e| e.method == crate::store::MethodKind::Email)
-            .map(|e| e.value)
-            .or_else(|| account.mail.clone());
-        let Some(to) = to else { return };
+        let Some(to) = self.notice_address(account).await else {
+            return;
+        };
         let what = match act {
             Act::Unlock => "was unlocked",
             Act::ResetCode => "was given a one-time reset code",

@@ -367,21 +367,27 @@ impl Engine {
         })
     }
 
-    /// "Your password was reset; not you?" — to the enrolled address, else the directory's;
-    /// queued for the outbox (best effort: the operation already happened and is audited).
-    pub(crate) async fn notify_done(&self, account: &Account, op: Operation) {
+    /// Where notices about an account go: its enrolled address, else the directory's mail.
+    pub(crate) async fn notice_address(&self, account: &Account) -> Option<String> {
         let enrolled = self
             .inner
             .store
             .enrollments(&account.guid)
             .await
             .unwrap_or_default();
-        let to = enrolled
+        enrolled
             .into_iter()
             .find(|e| e.method == MethodKind::Email)
             .map(|e| e.value)
-            .or_else(|| account.mail.clone());
-        let Some(to) = to else { return };
+            .or_else(|| account.mail.clone())
+    }
+
+    /// "Your password was reset; not you?" — to the enrolled address, else the directory's;
+    /// queued for the outbox (best effort: the operation already happened and is audited).
+    pub(crate) async fn notify_done(&self, account: &Account, op: Operation) {
+        let Some(to) = self.notice_address(account).await else {
+            return;
+        };
         let what = match op {
             Operation::Unlock => "was unlocked",
             Operation::Change => "was changed",

@@ -61,6 +61,27 @@ pub(crate) fn opaque(v: &str) -> bool {
     v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The cookies every page answer may set: a new CSRF token, the language `?lang=` chose.
+pub(crate) fn page_cookies(
+    h: &mut axum::http::HeaderMap,
+    csrf: &str,
+    new_csrf: bool,
+    set_lang: Option<&str>,
+) {
+    if new_csrf {
+        h.append(
+            header::SET_COOKIE,
+            security::host_cookie(CSRF_COOKIE, csrf, None),
+        );
+    }
+    if let Some(lang) = set_lang {
+        h.append(
+            header::SET_COOKIE,
+            security::host_cookie(LANG_COOKIE, lang, Some(security::LANG_MAX_AGE)),
+        );
+    }
+}
+
 pub(crate) fn basics(parts: &Parts, state: &AppState) -> Basics {
     let h = &parts.headers;
     let chosen = Query::<LangQuery>::try_from_uri(&parts.uri)
@@ -141,19 +162,7 @@ impl Ctx {
 
     /// Attach the cookies this request must set.
     fn finish(&self, mut res: Response) -> Response {
-        let h = res.headers_mut();
-        if self.new_csrf {
-            h.append(
-                header::SET_COOKIE,
-                security::host_cookie(CSRF_COOKIE, &self.csrf, None),
-            );
-        }
-        if let Some(lang) = self.set_lang {
-            h.append(
-                header::SET_COOKIE,
-                security::host_cookie(LANG_COOKIE, lang, Some(security::LANG_MAX_AGE)),
-            );
-        }
+        page_cookies(res.headers_mut(), &self.csrf, self.new_csrf, self.set_lang);
         res
     }
 

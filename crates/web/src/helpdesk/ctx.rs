@@ -12,7 +12,7 @@ use rekey_core::engine::{EngineError, RequestContext};
 use super::texts::{self, Hd};
 use crate::AppState;
 use crate::i18n::{self, Texts};
-use crate::security::{self, CSRF_COOKIE, LANG_COOKIE};
+use crate::security;
 use crate::views::{Common, ErrorPage};
 
 /// The console session's cookie: a different name from the portal's flow cookie, so a console
@@ -76,18 +76,7 @@ impl HdCtx {
 
     fn finish(&self, mut res: Response, cookie: Cookie) -> Response {
         let h = res.headers_mut();
-        if self.new_csrf {
-            h.append(
-                header::SET_COOKIE,
-                security::host_cookie(CSRF_COOKIE, &self.csrf, None),
-            );
-        }
-        if let Some(lang) = self.set_lang {
-            h.append(
-                header::SET_COOKIE,
-                security::host_cookie(LANG_COOKIE, lang, Some(security::LANG_MAX_AGE)),
-            );
-        }
+        crate::handlers::page_cookies(h, &self.csrf, self.new_csrf, self.set_lang);
         match cookie {
             Cookie::Keep => {}
             Cookie::Set(id) => {
