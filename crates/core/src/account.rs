@@ -246,6 +246,10 @@ pub struct Account {
     /// The directory's reference to the fine-grained password policy that applies, read with
     /// the account (AD: `msDS-ResultantPSO`); `None`: the domain policy.
     pub policy_ref: Option<String>,
+    /// The DC that answered the read (its configured URL), when a directory read the account. A
+    /// write granted on this state goes to that DC and no other (invariant 23: the state that
+    /// gated a write is the state of the DC that takes it, even across a failover).
+    pub read_from: Option<String>,
 }
 
 impl Account {

@@ -126,6 +126,7 @@ mod tests {
             },
             groups,
             policy_ref: None,
+            read_from: None,
         }
     }
 

@@ -101,6 +101,7 @@ mod tests {
             state: AccountState::default(),
             groups,
             policy_ref: None,
+            read_from: None,
         }
     }
 

@@ -155,6 +155,17 @@ impl ActiveDirectory {
         filter: &str,
         attrs: &[&str],
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        Ok(self.read_at(base, scope, filter, attrs).await?.0)
+    }
+
+    /// [`read`](Self::read), also naming the DC that answered (its configured URL).
+    async fn read_at(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<(Vec<SearchEntry>, &str), DirectoryError> {
         let mut last = None;
         for idx in self.pool.order() {
             let url = self.pool.servers[idx].url.as_str();
@@ -175,8 +186,8 @@ impl ActiveDirectory {
             crate::telemetry::operation(url, "search", started.elapsed(), result.is_ok());
             match result {
                 Ok(ldap3::SearchResult(found, res)) => match res.rc {
-                    0 => return Ok(entry::entries(found)),
-                    32 => return Ok(Vec::new()),
+                    0 => return Ok((entry::entries(found), url)),
+                    32 => return Ok((Vec::new(), url)),
                     51 | 52 => last = Some(Diagnostic::new(Some(url), res.to_string())),
                     _ => {
                         return Err(DirectoryError::Protocol(Diagnostic::new(
@@ -212,10 +223,22 @@ impl ActiveDirectory {
 
     /// Read an account by DN: identity, live state and transitive groups, in one round trip.
     pub async fn account_by_dn(&self, dn: &str) -> Result<Option<Account>, DirectoryError> {
-        let found = self
-            .read_one(dn, "(objectClass=user)", entry::ACCOUNT_ATTRS)
+        self.read_account(dn, "(objectClass=user)").await
+    }
+
+    /// One base search for an account, remembering which DC answered (`Account::read_from`).
+    async fn read_account(
+        &self,
+        dn: &str,
+        filter: &str,
+    ) -> Result<Option<Account>, DirectoryError> {
+        let (found, url) = self
+            .read_at(dn, Scope::Base, filter, entry::ACCOUNT_ATTRS)
             .await?;
-        Ok(found.as_ref().and_then(entry::account))
+        Ok(found.first().and_then(entry::account).map(|mut a| {
+            a.read_from = Some(url.to_owned());
+            a
+        }))
     }
 
     /// Re-read an account by its objectGUID (survives renames and moves).
@@ -279,10 +302,7 @@ impl ActiveDirectory {
         if let Some(key) = &sam_key
             && let Some(guid) = self.resolved(key)
         {
-            let live = self
-                .read_one(&format!("<GUID={guid}>"), PERSON, entry::ACCOUNT_ATTRS)
-                .await?;
-            match live.as_ref().and_then(entry::account) {
+            match self.read_account(&format!("<GUID={guid}>"), PERSON).await? {
                 Some(a) if a.sam_account_name.to_lowercase() == *key => return Ok(Some(a)),
                 // Renamed, deleted or no longer a person: resolve the name afresh.
                 _ => self.forget(key),

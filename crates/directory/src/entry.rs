@@ -92,5 +92,6 @@ pub(crate) fn account(e: &SearchEntry) -> Option<Account> {
             .filter_map(|b| Sid::from_bytes(b))
             .collect(),
         policy_ref: first_str(e, "msDS-ResultantPSO").map(str::to_owned),
+        read_from: None,
     })
 }

@@ -111,6 +111,11 @@ impl Pool {
         })
     }
 
+    /// Index of the server configured with exactly this URL.
+    pub fn index_of(&self, url: &str) -> Option<usize> {
+        self.servers.iter().position(|s| s.url == url)
+    }
+
     /// Servers in the order operations try them: the PDC emulator first, then the configured order.
     pub fn order(&self) -> Vec<usize> {
         let pdc = self.pdc_index();

@@ -68,15 +68,31 @@ fn refused(why: &str) -> LandingError {
 }
 
 impl ActiveDirectory {
+    /// The write goes to the DC the account was read from when a read named one (invariant 23:
+    /// the live state that gated it is that DC's; if it went away meanwhile the write fails as
+    /// unavailable instead of landing on a DC whose state nobody checked), else to the PDC
+    /// emulator first and the next DC that answers.
     async fn write(
         &self,
-        dn: &str,
+        account: &Account,
         mods: Vec<Mod<Value>>,
         controls: Vec<RawControl>,
     ) -> Result<Landed, LandingError> {
+        let dn = account.dn.as_str();
         let pdc = self.pool.pdc_index();
+        let order = match account.read_from.as_deref() {
+            Some(url) => match self.pool.index_of(url) {
+                Some(idx) => vec![idx],
+                None => {
+                    return Err(refused(
+                        "the account was read from a DC that is not configured",
+                    ));
+                }
+            },
+            None => self.pool.order(),
+        };
         let mut last = None;
-        for idx in self.pool.order() {
+        for idx in order {
             let url = self.pool.servers[idx].url.as_str();
             let mut lease = match self.pool.lease(idx).await {
                 Ok(l) => l,
@@ -159,7 +175,7 @@ impl ActiveDirectory {
         } else {
             vec![]
         };
-        self.write(&account.dn, mods, controls).await
+        self.write(account, mods, controls).await
     }
 
     /// The DC checks `old` (counting a wrong one in `badPwdCount`), history and minimum age.
@@ -180,7 +196,7 @@ impl ActiveDirectory {
             Mod::Delete(Value::text("unicodePwd"), unicode_pwd(old)),
             Mod::Add(Value::text("unicodePwd"), unicode_pwd(new)),
         ];
-        self.write(&account.dn, mods, vec![]).await
+        self.write(account, mods, vec![]).await
     }
 
     async fn unlock_account(&self, account: &Account) -> Result<Landed, LandingError> {
@@ -188,7 +204,7 @@ impl ActiveDirectory {
             Value::text("lockoutTime"),
             Value::text("0").one(),
         )];
-        self.write(&account.dn, mods, vec![]).await
+        self.write(account, mods, vec![]).await
     }
 
     /// "User must change password at next logon": `pwdLastSet = 0` (AD accepts only 0 and -1).
@@ -197,7 +213,7 @@ impl ActiveDirectory {
             Value::text("pwdLastSet"),
             Value::text("0").one(),
         )];
-        self.write(&account.dn, mods, vec![]).await
+        self.write(account, mods, vec![]).await
     }
 }
 

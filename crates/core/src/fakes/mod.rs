@@ -318,6 +318,7 @@ pub fn account(n: u8, sam: &str, groups: &[u32]) -> Account {
         },
         groups: groups.iter().map(|r| domain.with_rid(*r)).collect(),
         policy_ref: None,
+        read_from: None,
     }
 }
 

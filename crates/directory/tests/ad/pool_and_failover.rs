@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::support::{dev, proxy::Proxy};
 use super::{account, pw};
-use rekey_core::{LandingError, LandingZone, ResetOptions, WriteGrant};
+use rekey_core::{Directory, Identifier, LandingError, LandingZone, ResetOptions, WriteGrant};
 use rekey_directory::ActiveDirectory;
 
 const DC1: &str = "127.0.0.1:636";
@@ -100,6 +100,27 @@ async fn dc_stopping_after_start_fails_over() {
     assert_eq!(landed.server, proxy.url());
     proxy.stop();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // State read from the DC that went away gates no write elsewhere (invariant 23): the write
+    // is unavailable, not sent to a DC whose state nobody read.
+    let stale = ad
+        .reset(
+            &WriteGrant::for_zone_tests(&a),
+            &pw("Unread-State-2x"),
+            ResetOptions::default(),
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(LandingError::Unavailable { .. })),
+        "{stale:?}"
+    );
+    assert_ne!(
+        d.bind(&u.dn, "Unread-State-2x").await.0,
+        0,
+        "nothing landed"
+    );
+    // Read again: the read fails over, and the write follows it.
+    let a = account(&ad, &u.sam).await;
+    assert_eq!(a.read_from.as_deref(), Some(d.dc1_url().as_str()));
     let landed = ad
         .reset(
             &WriteGrant::for_zone_tests(&a),
@@ -110,6 +131,60 @@ async fn dc_stopping_after_start_fails_over() {
         .unwrap();
     assert_eq!(landed.server, d.dc1_url(), "the write moved to the next DC");
     assert_eq!(d.bind(&u.dn, "After-Stop-2x").await.0, 0);
+}
+
+#[tokio::test]
+async fn a_write_lands_on_the_dc_its_account_was_read_from() {
+    let d = dev();
+    if !d.has_dc2() {
+        panic!("the dev domain runs without DC2; start it with `dev/domain up --dc2`");
+    }
+    let urls = d.urls();
+    let dc2 = urls.iter().find(|u| **u != d.dc1_url()).unwrap().clone();
+    let both =
+        ActiveDirectory::connect(&super::support::config(&d, vec![d.dc1_url(), dc2.clone()]))
+            .await
+            .unwrap();
+    // What a portal sees while the PDC emulator does not answer its reads: DC2's state.
+    let only_dc2 = ActiveDirectory::connect(&super::support::config(&d, vec![dc2.clone()]))
+        .await
+        .unwrap();
+    let u = d.user("readdc").await;
+    // The user was made on DC1: wait until DC2 has it (replication takes seconds).
+    let id = Identifier::parse(&u.sam).unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let a = loop {
+        if let Some(a) = only_dc2.find(&id).await.unwrap() {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "DC2 never got {}", u.sam);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert_eq!(a.read_from.as_deref(), Some(dc2.as_str()));
+    // The PDC answers again by the time of the write: the write still goes where the state came
+    // from, not to the PDC whose state was never read.
+    let landed = both
+        .reset(
+            &WriteGrant::for_zone_tests(&a),
+            &pw("Where-Read-1x"),
+            ResetOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(landed.server, dc2);
+    // Read from the PDC: the write goes there, as ever.
+    let a = account(&both, &u.sam).await;
+    assert_eq!(a.read_from.as_deref(), Some(d.dc1_url().as_str()));
+    let landed = both
+        .reset(
+            &WriteGrant::for_zone_tests(&a),
+            &pw("On-The-Pdc-2x"),
+            ResetOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(landed.server, d.dc1_url());
+    assert_eq!(d.bind(&u.dn, "On-The-Pdc-2x").await.0, 0);
 }
 
 #[tokio::test]
