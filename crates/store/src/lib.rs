@@ -53,7 +53,9 @@ use sqlx::Connection;
 use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqliteSynchronous,
+};
 
 /// How long rate-limit events are kept at least. `hit` prunes a key's events older than the
 /// larger of this and its window; `hits` over a longer window may undercount.
@@ -85,6 +87,16 @@ enum Pool {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: Pool,
+    /// Where audit records are appended. SQLite: one connection of its own with
+    /// `synchronous=FULL`, so every record is on disk when the append returns; the main pool runs
+    /// `synchronous=NORMAL` (WAL), so its commits do not wait for the disk, and the next audit
+    /// append's sync (every request ends with one) makes them durable too: the WAL is one file,
+    /// written in commit order. PostgreSQL: the same pool.
+    chain: Pool,
+    /// The audit chain's head as this process last wrote or read it (`seq`, `hash`): on SQLite
+    /// an append then costs one statement (see `ops.rs`). Held across the append, so this
+    /// process's appends never race each other for the same `seq`.
+    audit_head: std::sync::Arc<tokio::sync::Mutex<Option<(i64, [u8; 32])>>>,
 }
 
 /// The newest migration applied on `$conn`, if the migrations table can be read.
@@ -106,6 +118,9 @@ impl SqlStore {
     /// `url` is `sqlite:///abs/path/rekey.db`, `sqlite://relative/path.db` (the file is created
     /// unless a `mode=` parameter says otherwise), or `postgres://user@host:port/db` (also
     /// `postgresql://`). SQLite runs in WAL mode with a busy timeout; it is for a single node.
+    /// Its audit appends are synced to disk before they return; other writes become durable
+    /// with the next audit append (see [`SqlStore`]'s `chain`), so a power cut loses at most the
+    /// writes of requests that had not been audited yet.
     ///
     /// # Errors
     /// `Unavailable` when the database cannot be reached or opened, `Database` for a URL that is
@@ -113,7 +128,7 @@ impl SqlStore {
     pub async fn connect(url: &str) -> StoreResult<Self> {
         // One direct connection first: it fails fast with the real cause (a pool would retry
         // until its acquire timeout and report only that) and applies the migrations.
-        let pool = if url.starts_with("sqlite:") {
+        let (pool, chain) = if url.starts_with("sqlite:") {
             let mut options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Database(format!("invalid SQLite URL: {e}")))?;
             if !url.contains("mode=") {
@@ -122,14 +137,22 @@ impl SqlStore {
             let options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                .foreign_keys(true);
+                .foreign_keys(true)
+                .synchronous(SqliteSynchronous::Full);
             let mut conn = SqliteConnection::connect_with(&options)
                 .await
                 .map_err(map_err)?;
             let applied = applied_version!(&mut conn);
             migrate(&mut conn, "SQLite", SQLITE_MIGRATIONS, applied).await?;
             conn.close().await.map_err(map_err)?;
-            Pool::Sqlite(pool_options().connect_lazy_with(options))
+            let chain = pool_options()
+                .max_connections(1)
+                .connect_lazy_with(options.clone());
+            let main = options.synchronous(SqliteSynchronous::Normal);
+            (
+                Pool::Sqlite(pool_options().connect_lazy_with(main)),
+                Pool::Sqlite(chain),
+            )
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?
@@ -142,13 +165,18 @@ impl SqlStore {
             let applied = applied_version!(&mut conn);
             migrate(&mut conn, "PostgreSQL", POSTGRES_MIGRATIONS, applied).await?;
             conn.close().await.map_err(map_err)?;
-            Pool::Postgres(pool_options().connect_lazy_with(options))
+            let pool = Pool::Postgres(pool_options().connect_lazy_with(options));
+            (pool.clone(), pool)
         } else {
             return Err(StoreError::Database(
                 "unsupported database URL: expected sqlite: or postgres://".into(),
             ));
         };
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            chain,
+            audit_head: std::sync::Arc::default(),
+        })
     }
 
     /// Which database this store uses.
@@ -222,9 +250,11 @@ impl SqlStore {
 
     /// Close the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        match &self.pool {
-            Pool::Sqlite(p) => p.close().await,
-            Pool::Postgres(p) => p.close().await,
+        for pool in [&self.pool, &self.chain] {
+            match pool {
+                Pool::Sqlite(p) => p.close().await,
+                Pool::Postgres(p) => p.close().await,
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use rekey_core::store::{
 use rekey_core::{BoxFuture, Guid};
 
 use crate::sql::{LOCK_NS_AUDIT, corrupt, count, guid};
-use crate::{SqlStore, map_err};
+use crate::{Pool, SqlStore, map_err};
 
 type FlowRow = (String, String, Option<Vec<u8>>, String, i64, i64, i64);
 type ChallengeRow = (String, String, Vec<u8>, String, Vec<u8>, i64, i64);
@@ -69,12 +69,54 @@ fn audit_record(row: AuditRow) -> StoreResult<AuditRecord> {
 }
 
 impl SqlStore {
+    /// Append one record to the chain. On SQLite, with the head known from this process's last
+    /// append, ONE statement that inserts only if that head is still the chain's head (a single
+    /// write statement holds SQLite's write lock from its first read to its end, so nothing can
+    /// slip in between); if another writer moved the head (another process, an admin command), or
+    /// the head is not known yet, the locked transaction reads the head and appends. PostgreSQL
+    /// always takes the transaction with its advisory lock: a statement's snapshot there predates
+    /// its locks, and replicas are expected to share the chain.
     async fn append_inner(&self, event: &AuditEvent) -> Result<AuditRecord, sqlx::Error> {
+        const APPEND_AFTER: &str = "INSERT INTO audit (seq, body, prev_hash, hash, at_ms) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE (SELECT MAX(seq) FROM audit) = $1 - 1 \
+               AND (SELECT hash FROM audit WHERE seq = $1 - 1) = $3";
+        let body = event.canonical();
+        let mut head = self.audit_head.lock().await;
+        if let (Some((seq, prev_hash)), Pool::Sqlite(p)) = (*head, &self.chain) {
+            let seq = seq + 1;
+            let hash = chain_hash(&prev_hash, seq, &body);
+            let appended = sqlx::query(APPEND_AFTER)
+                .bind(seq)
+                .bind(&body)
+                .bind(prev_hash.as_slice())
+                .bind(hash.as_slice())
+                .bind(event.at_ms)
+                .execute(p)
+                .await?
+                .rows_affected()
+                == 1;
+            if appended {
+                *head = Some((seq, hash));
+                return Ok(AuditRecord {
+                    seq,
+                    body,
+                    prev_hash,
+                    hash,
+                });
+            }
+        }
+        let record = self.append_locked(body, event.at_ms).await?;
+        *head = Some((record.seq, record.hash));
+        Ok(record)
+    }
+
+    /// The append that reads the head under the chain's write lock.
+    async fn append_locked(&self, body: String, at_ms: i64) -> Result<AuditRecord, sqlx::Error> {
         const HEAD: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
         const INSERT: &str =
             "INSERT INTO audit (seq, body, prev_hash, hash, at_ms) VALUES ($1, $2, $3, $4, $5)";
-        let body = event.canonical();
-        serialized!(self, LOCK_NS_AUDIT, "audit", |tx| {
+        serialized_on!(&self.chain, LOCK_NS_AUDIT, "audit", |tx| {
             let head: Option<(i64, Vec<u8>)> =
                 sqlx::query_as(HEAD).fetch_optional(&mut *tx).await?;
             let (seq, prev_hash) = match head {
@@ -87,7 +129,7 @@ impl SqlStore {
                 .bind(&body)
                 .bind(prev_hash.as_slice())
                 .bind(hash.as_slice())
-                .bind(event.at_ms)
+                .bind(at_ms)
                 .execute(&mut *tx)
                 .await?;
             AuditRecord {

@@ -20,7 +20,14 @@ macro_rules! on_pool {
 /// Commits when `$body` returns `Ok`; a dropped transaction rolls back.
 macro_rules! serialized {
     ($store:expr, $ns:expr, $key:expr, |$tx:ident| $body:expr) => {
-        match &$store.pool {
+        serialized_on!(&$store.pool, $ns, $key, |$tx| $body)
+    };
+}
+
+/// [`serialized!`] on a given pool (the audit chain's own, see `SqlStore::chain`).
+macro_rules! serialized_on {
+    ($pool:expr, $ns:expr, $key:expr, |$tx:ident| $body:expr) => {
+        match $pool {
             $crate::Pool::Sqlite(p) => {
                 let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
                 let out = $body;

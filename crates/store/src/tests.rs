@@ -195,3 +195,33 @@ async fn upgrade_from_0002_keeps_enrollments(db: TestDb) {
     // A second start finds the schema current.
     drop(db.sql().await);
 }
+
+/// SQLite: audit appends are synced before they return (`synchronous=FULL` on the chain's own
+/// connection); everything else commits without waiting for the disk (`NORMAL`, WAL) and is made
+/// durable by the next append's sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_syncs_audit_appends_and_not_every_commit() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let s = db.sql().await;
+    let (Pool::Sqlite(main), Pool::Sqlite(chain)) = (&s.pool, &s.chain) else {
+        panic!("a SQLite store");
+    };
+    let level = |p: &sqlx::SqlitePool| {
+        let p = p.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(&p)
+                .await
+                .unwrap()
+        }
+    };
+    // 1 = NORMAL, 2 = FULL.
+    assert_eq!(level(main).await, 1);
+    assert_eq!(level(chain).await, 2);
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(chain)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(s.append_audit(&event(1)).await.unwrap().seq, 1);
+}

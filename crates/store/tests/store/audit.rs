@@ -41,22 +41,32 @@ async fn recent_audit_of_is_one_accounts_newest_events(db: TestDb) {
 
 async fn audit_chain_is_unbroken_across_replicas(db: TestDb) {
     let (a, b) = (db.store().await, db.store().await);
-    let appended = race(50, |i| {
-        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
-        async move {
-            s.append_audit(&event(i64::try_from(i).unwrap()))
-                .await
-                .unwrap()
-        }
-    })
-    .await;
+    // Twice: the second round starts with each replica's cached chain head set (and stale
+    // whenever the other replica appended last).
+    let mut appended = Vec::new();
+    for round in 0..2 {
+        appended.extend(
+            race(50, |i| {
+                let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+                async move {
+                    s.append_audit(&event(i64::try_from(round * 50 + i).unwrap()))
+                        .await
+                        .unwrap()
+                }
+            })
+            .await,
+        );
+    }
+    // A lone append on each after the other moved the head.
+    appended.push(a.append_audit(&event(100)).await.unwrap());
+    appended.push(b.append_audit(&event(101)).await.unwrap());
 
     let records = a.audit_after(0, 1000).await.unwrap();
     let seqs: Vec<i64> = records.iter().map(|r| r.seq).collect();
-    assert_eq!(seqs, (1..=50).collect::<Vec<i64>>());
+    assert_eq!(seqs, (1..=102).collect::<Vec<i64>>());
     let (last, head) = verify(&records, (0, GENESIS)).unwrap();
-    assert_eq!(last, 50);
-    assert_eq!(head, records[49].hash);
+    assert_eq!(last, 102);
+    assert_eq!(head, records[101].hash);
     // Each append returned exactly what was stored.
     for r in &appended {
         assert_eq!(&records[usize::try_from(r.seq - 1).unwrap()], r);
@@ -65,7 +75,7 @@ async fn audit_chain_is_unbroken_across_replicas(db: TestDb) {
     let mut bodies: Vec<&str> = records.iter().map(|r| r.body.as_str()).collect();
     bodies.sort_unstable();
     bodies.dedup();
-    assert_eq!(bodies.len(), 50);
+    assert_eq!(bodies.len(), 102);
 }
 
 async fn audit_after_pages_in_order(db: TestDb) {
