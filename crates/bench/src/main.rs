@@ -1,5 +1,5 @@
 //! `rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…]
-//! [--in-process]`
+//! [--concurrency C,…] [--in-process]`
 //! `rekey-bench --spans N`: time the components of Rekey's write steps one by one, N calls each.
 //!
 //! Needs the dev domain (`dev/domain up`). Writes `DIR/latest.json` and `DIR/latest.md`
@@ -13,7 +13,7 @@ use rekey_bench::{Options, report};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…] [--in-process] | --spans N
+        "usage: rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…] [--concurrency C,…] [--in-process] | --spans N
 
 Rekey runs as `rekey serve` in its own process (the `rekey` binary beside this one, or
 $REKEY_BENCH_BIN; build it with `cargo build --release -p rekey`): the \"Rekey CPU ms/op\"
@@ -45,6 +45,14 @@ fn parse() -> Option<(Options, Option<usize>)> {
             "--pool" => opts.pool_size = it.next()?.parse().ok()?,
             "--out" => opts.out = PathBuf::from(it.next()?),
             "--only" => opts.only = it.next()?.split(',').map(str::to_owned).collect(),
+            "--concurrency" => {
+                opts.concurrency = it
+                    .next()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .ok()?;
+            }
             "--spans" => spans = Some(it.next()?.parse().ok()?),
             _ => return None,
         }

@@ -39,6 +39,15 @@ impl Portal {
             Web::InProcess(_) => None,
         }
     }
+
+    /// `rekey serve`'s CPU while idle, ms per second, when Rekey runs in its own process.
+    #[must_use]
+    pub fn idle_ms_per_s(&self) -> Option<f64> {
+        match &self.web {
+            Web::Process(p) => Some(p.idle_ms_per_s),
+            Web::InProcess(_) => None,
+        }
+    }
 }
 
 /// Start the portal with the bench's engine limits: per-IP and per-user mail budgets raised (one

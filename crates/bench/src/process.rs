@@ -18,7 +18,13 @@ pub struct RekeyProcess {
     child: Child,
     dir: PathBuf,
     pub port: u16,
+    /// The server's CPU while nobody asks it anything (timers, background jobs), ms per second,
+    /// sampled for [`IDLE_SAMPLE`] right after it is ready.
+    pub idle_ms_per_s: f64,
 }
+
+/// How long the idle CPU is sampled.
+const IDLE_SAMPLE: Duration = Duration::from_secs(3);
 
 impl RekeyProcess {
     #[must_use]
@@ -206,7 +212,12 @@ pub async fn start(
         .stderr(log)
         .spawn()
         .map_err(|e| format!("{}: {e}", bin.display()))?;
-    let mut p = RekeyProcess { child, dir, port };
+    let mut p = RekeyProcess {
+        child,
+        dir,
+        port,
+        idle_ms_per_s: 0.0,
+    };
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(status)) = p.child.try_wait() {
@@ -215,6 +226,12 @@ pub async fn start(
         if let Ok(a) = crate::portal::http(port, "GET", "/reset", "", None).await
             && a.status == 200
         {
+            let t0 = crate::dc::pid_ticks(p.pid());
+            tokio::time::sleep(IDLE_SAMPLE).await;
+            let ticks = crate::dc::pid_ticks(p.pid()).saturating_sub(t0);
+            #[allow(clippy::cast_precision_loss)]
+            let ms = ticks as f64 / crate::dc::clock_ticks() * 1e3;
+            p.idle_ms_per_s = ms / IDLE_SAMPLE.as_secs_f64();
             return Ok(p);
         }
         if Instant::now() > until {

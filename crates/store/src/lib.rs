@@ -145,12 +145,19 @@ impl SqlStore {
             let applied = applied_version!(&mut conn);
             migrate(&mut conn, "SQLite", SQLITE_MIGRATIONS, applied).await?;
             conn.close().await.map_err(map_err)?;
+            // No ping before each use: a SQLite connection is a file handle on a worker thread,
+            // nothing that breaks unseen, and the ping is a round trip to that thread per query.
             let chain = pool_options()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .connect_lazy_with(options.clone());
             let main = options.synchronous(SqliteSynchronous::Normal);
             (
-                Pool::Sqlite(pool_options().connect_lazy_with(main)),
+                Pool::Sqlite(
+                    pool_options()
+                        .test_before_acquire(false)
+                        .connect_lazy_with(main),
+                ),
                 Pool::Sqlite(chain),
             )
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
