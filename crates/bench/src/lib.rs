@@ -36,6 +36,10 @@ pub struct Options {
     /// Measured time per scenario and concurrency.
     pub seconds: f64,
     pub concurrency: Vec<usize>,
+    /// The scenarios of one concurrency take turns in this many slices of `seconds / rounds`
+    /// each, so a DC whose speed drifts during the run (a shared host, a growing password
+    /// history) weighs on every row alike instead of on whichever ran last.
+    pub rounds: usize,
     /// `pool_size` of Rekey's LDAPS pool (production default 2).
     pub pool_size: usize,
     /// `WebConfig::identify_deadline` (production: 400 ms, by design).
@@ -56,6 +60,7 @@ impl Options {
             users: 16,
             seconds: 10.0,
             concurrency: vec![1, 4, 16],
+            rounds: 5,
             pool_size: AdConfig::new(vec![], "").pool_size,
             identify_deadline_ms: 1,
             out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench")),
@@ -71,6 +76,7 @@ impl Options {
             users: 4,
             seconds: 0.4,
             concurrency: vec![1, 4],
+            rounds: 1,
             // The smoke test: no release binary needed.
             rekey_process: false,
             ..Self::full()
@@ -159,13 +165,26 @@ async fn run_with(
     let ticks = dc::clock_ticks();
     let mut rows = Vec::new();
     // Concurrency outermost: every path sees the DC in the same state (history, cache, load).
+    let kinds: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| opts.only.is_empty() || opts.only.iter().any(|o| o == k.name()))
+        .collect();
+    let rounds = opts.rounds.max(1);
+    #[allow(clippy::cast_precision_loss)]
+    let slice = Duration::from_secs_f64(opts.seconds / rounds as f64);
     for &c in &opts.concurrency {
-        for kind in Kind::ALL {
-            if !opts.only.is_empty() && !opts.only.iter().any(|o| o == kind.name()) {
-                continue;
+        let mut cells: Vec<Option<scenario::Measured>> = kinds.iter().map(|_| None).collect();
+        for _ in 0..rounds {
+            for (kind, cell) in kinds.iter().zip(cells.iter_mut()) {
+                let m = scenario::measure(&world, *kind, c, slice).await?;
+                match cell {
+                    Some(total) => total.merge(m),
+                    None => *cell = Some(m),
+                }
             }
-            let m =
-                scenario::measure(&world, kind, c, Duration::from_secs_f64(opts.seconds)).await?;
+        }
+        for (&kind, m) in kinds.iter().zip(cells) {
+            let Some(m) = m else { continue };
             eprintln!(
                 "{:<14} c={c:<3} {:>6} ops {:>8.1} req/s p50 {:>7.2} ms",
                 kind.name(),

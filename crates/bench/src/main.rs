@@ -1,5 +1,6 @@
 //! `rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…]
-//! [--concurrency C,…] [--in-process]`
+//! [--concurrency C,…] [--rounds N]
+//! [--in-process]`
 //! `rekey-bench --spans N`: time the components of Rekey's write steps one by one, N calls each.
 //!
 //! Needs the dev domain (`dev/domain up`). Writes `DIR/latest.json` and `DIR/latest.md`
@@ -13,7 +14,7 @@ use rekey_bench::{Options, report};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…] [--concurrency C,…] [--in-process] | --spans N
+        "usage: rekey-bench [--quick] [--users N] [--seconds S] [--pool N] [--out DIR] [--only SCENARIO,…] [--concurrency C,…] [--rounds N] [--in-process] | --spans N
 
 Rekey runs as `rekey serve` in its own process (the `rekey` binary beside this one, or
 $REKEY_BENCH_BIN; build it with `cargo build --release -p rekey`): the \"Rekey CPU ms/op\"
@@ -42,6 +43,7 @@ fn parse() -> Option<(Options, Option<usize>)> {
             "--rekey-process" => opts.rekey_process = true,
             "--users" => opts.users = it.next()?.parse().ok()?,
             "--seconds" => opts.seconds = it.next()?.parse().ok()?,
+            "--rounds" => opts.rounds = it.next()?.parse().ok()?,
             "--pool" => opts.pool_size = it.next()?.parse().ok()?,
             "--out" => opts.out = PathBuf::from(it.next()?),
             "--only" => opts.only = it.next()?.split(',').map(str::to_owned).collect(),

@@ -140,10 +140,11 @@ fn opt(v: Option<f64>, prec: usize, suffix: &str) -> String {
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "Rekey bench: {} users, {} s per scenario, {} CPU(s); verified: {} ({} users bind with \
-         their last password)\n\n",
+        "Rekey bench: {} users, {} s per scenario and concurrency in {} turn(s), {} CPU(s); \
+         verified: {} ({} users bind with their last password)\n\n",
         r.options.users.max(r.verified_users),
         r.options.seconds,
+        r.options.rounds,
         r.cpus,
         if r.verified { "yes" } else { "NO" },
         r.verified_users

@@ -95,6 +95,18 @@ fn pct(sorted: &[Duration], p: usize) -> f64 {
 }
 
 impl Measured {
+    /// Add another slice of the same scenario and concurrency.
+    pub fn merge(&mut self, other: Self) {
+        self.lat.extend(other.lat);
+        self.lat.sort();
+        self.step.extend(other.step);
+        self.step.sort();
+        self.elapsed += other.elapsed;
+        self.self_ticks += other.self_ticks;
+        self.dc_ticks += other.dc_ticks;
+        self.rekey_ticks = self.rekey_ticks.zip(other.rekey_ticks).map(|(a, b)| a + b);
+    }
+
     pub fn ops(&self) -> usize {
         self.lat.len()
     }

@@ -96,8 +96,11 @@ pub struct SqlStore {
     /// The audit chain's head as this process last wrote or read it (`seq`, `hash`): on SQLite
     /// an append then costs one statement (see `ops.rs`). Held across the append, so this
     /// process's appends never race each other for the same `seq`.
-    audit_head: std::sync::Arc<tokio::sync::Mutex<Option<(i64, [u8; 32])>>>,
+    audit_head: std::sync::Arc<tokio::sync::Mutex<Option<ChainHead>>>,
 }
+
+/// An audit record's `seq` and `hash`.
+type ChainHead = (i64, [u8; 32]);
 
 /// The newest migration applied on `$conn`, if the migrations table can be read.
 macro_rules! applied_version {
