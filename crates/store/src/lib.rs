@@ -34,6 +34,7 @@ mod checkpoints;
 mod enrollments;
 mod forward;
 pub mod keys;
+mod lite;
 mod ops;
 mod outbox;
 mod rate;
@@ -53,9 +54,7 @@ use sqlx::Connection;
 use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 
 /// How long rate-limit events are kept at least. `hit` prunes a key's events older than the
 /// larger of this and its window; `hits` over a longer window may undercount.
@@ -76,7 +75,7 @@ pub enum Backend {
 
 #[derive(Debug, Clone)]
 enum Pool {
-    Sqlite(SqlitePool),
+    Sqlite(lite::Lite),
     Postgres(PgPool),
 }
 
@@ -148,19 +147,11 @@ impl SqlStore {
             let applied = applied_version!(&mut conn);
             migrate(&mut conn, "SQLite", SQLITE_MIGRATIONS, applied).await?;
             conn.close().await.map_err(map_err)?;
-            // No ping before each use: a SQLite connection is a file handle on a worker thread,
-            // nothing that breaks unseen, and the ping is a round trip to that thread per query.
-            let chain = pool_options()
-                .max_connections(1)
-                .test_before_acquire(false)
-                .connect_lazy_with(options.clone());
+            // Rekey's own pool: no ping per use (see `lite`).
+            let chain = lite::Lite::new(options.clone(), 1, ACQUIRE_TIMEOUT);
             let main = options.synchronous(SqliteSynchronous::Normal);
             (
-                Pool::Sqlite(
-                    pool_options()
-                        .test_before_acquire(false)
-                        .connect_lazy_with(main),
-                ),
+                Pool::Sqlite(lite::Lite::new(main, MAX_CONNECTIONS, ACQUIRE_TIMEOUT)),
                 Pool::Sqlite(chain),
             )
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -204,11 +195,7 @@ impl SqlStore {
     /// `Unavailable` when the database cannot be reached.
     pub async fn ping(&self) -> StoreResult<()> {
         const SQL: &str = "SELECT 1";
-        match &self.pool {
-            Pool::Sqlite(p) => sqlx::query(SQL).execute(p).await.map(drop),
-            Pool::Postgres(p) => sqlx::query(SQL).execute(p).await.map(drop),
-        }
-        .map_err(map_err)
+        on_pool!(self, |p| sqlx::query(SQL).execute(p).await.map(drop)).map_err(map_err)
     }
 
     /// Items waiting in the outbox (mail, texts, zone work), for `/metrics`.
@@ -217,10 +204,9 @@ impl SqlStore {
     /// `Unavailable` when the database cannot be reached.
     pub async fn outbox_pending(&self) -> StoreResult<i64> {
         const SQL: &str = "SELECT COUNT(*) FROM outbox";
-        match &self.pool {
-            Pool::Sqlite(p) => sqlx::query_scalar::<_, i64>(SQL).fetch_one(p).await,
-            Pool::Postgres(p) => sqlx::query_scalar::<_, i64>(SQL).fetch_one(p).await,
-        }
+        on_pool!(self, |p| sqlx::query_scalar::<_, i64>(SQL)
+            .fetch_one(p)
+            .await)
         .map_err(map_err)
     }
 
@@ -241,18 +227,11 @@ impl SqlStore {
         let horizons = [now, now, now, now.saturating_sub(RATE_EVENT_RETENTION)];
         let mut total = 0;
         for (sql, horizon) in SQL.into_iter().zip(horizons) {
-            total += match &self.pool {
-                Pool::Sqlite(p) => sqlx::query(sql)
-                    .bind(horizon)
-                    .execute(p)
-                    .await
-                    .map(|r| r.rows_affected()),
-                Pool::Postgres(p) => sqlx::query(sql)
-                    .bind(horizon)
-                    .execute(p)
-                    .await
-                    .map(|r| r.rows_affected()),
-            }
+            total += on_pool!(self, |p| sqlx::query(sql)
+                .bind(horizon)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))
             .map_err(map_err)?;
         }
         Ok(total)

@@ -83,7 +83,8 @@ impl SqlStore {
                AND (SELECT hash FROM audit WHERE seq = $1 - 1) = $3";
         let body = event.canonical();
         let mut head = self.audit_head.lock().await;
-        if let (Some((seq, prev_hash)), Pool::Sqlite(p)) = (*head, &self.chain) {
+        if let (Some((seq, prev_hash)), Pool::Sqlite(lite)) = (*head, &self.chain) {
+            let mut conn = lite.acquire().await?;
             let seq = seq + 1;
             let hash = chain_hash(&prev_hash, seq, &body);
             let appended = sqlx::query(APPEND_AFTER)
@@ -92,10 +93,11 @@ impl SqlStore {
                 .bind(prev_hash.as_slice())
                 .bind(hash.as_slice())
                 .bind(event.at_ms)
-                .execute(p)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
                 == 1;
+            drop(conn);
             if appended {
                 *head = Some((seq, hash));
                 return Ok(AuditRecord {

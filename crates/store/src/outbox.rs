@@ -81,24 +81,16 @@ impl SqlStore {
         const SQLITE: &str = claim_sql!("");
         const POSTGRES: &str = claim_sql!(" FOR UPDATE SKIP LOCKED");
         let until = now.saturating_add(lease);
-        let rows: Vec<OutboxRow> = match &self.pool {
-            Pool::Sqlite(p) => {
-                sqlx::query_as(SQLITE)
-                    .bind(now)
-                    .bind(until)
-                    .bind(i64::from(limit))
-                    .fetch_all(p)
-                    .await
-            }
-            Pool::Postgres(p) => {
-                sqlx::query_as(POSTGRES)
-                    .bind(now)
-                    .bind(until)
-                    .bind(i64::from(limit))
-                    .fetch_all(p)
-                    .await
-            }
-        }
+        let sql = match self.pool {
+            Pool::Sqlite(_) => SQLITE,
+            Pool::Postgres(_) => POSTGRES,
+        };
+        let rows: Vec<OutboxRow> = on_pool!(self, |p| sqlx::query_as(sql)
+            .bind(now)
+            .bind(until)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)
         .map_err(map_err)?;
         // RETURNING has no order of its own.
         let mut items = rows

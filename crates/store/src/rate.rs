@@ -47,17 +47,17 @@ const SQLITE_RESERVE: &str = "DELETE FROM rate_events WHERE event_key = $1 AND h
 
 impl SqlStore {
     pub(crate) async fn rate_hit(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32> {
-        if let crate::Pool::Sqlite(p) = &self.pool {
+        if let crate::Pool::Sqlite(_) = &self.pool {
             let (horizon, since) = bounds(now, window);
-            return sqlx::query_scalar::<_, i64>(SQLITE_HIT)
+            return on_pool!(self, |p| sqlx::query_scalar::<_, i64>(SQLITE_HIT)
                 .bind(key)
                 .bind(now)
                 .bind(since)
                 .bind(horizon)
                 .fetch_one(p)
-                .await
-                .map(count)
-                .map_err(map_err);
+                .await)
+            .map(count)
+            .map_err(map_err);
         }
         self.hit_tx(key, now, window)
             .await
@@ -110,17 +110,17 @@ impl SqlStore {
         window: i64,
         limit: u32,
     ) -> StoreResult<Option<i64>> {
-        if let crate::Pool::Sqlite(p) = &self.pool {
+        if let crate::Pool::Sqlite(_) = &self.pool {
             let (horizon, since) = bounds(now, window);
-            return sqlx::query_scalar::<_, i64>(SQLITE_RESERVE)
+            return on_pool!(self, |p| sqlx::query_scalar::<_, i64>(SQLITE_RESERVE)
                 .bind(key)
                 .bind(now)
                 .bind(since)
                 .bind(i64::from(limit))
                 .bind(horizon)
                 .fetch_optional(p)
-                .await
-                .map_err(map_err);
+                .await)
+            .map_err(map_err);
         }
         self.reserve_tx(key, now, window, limit)
             .await

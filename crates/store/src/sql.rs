@@ -4,11 +4,18 @@
 use rekey_core::Guid;
 use rekey_core::store::{StoreError, StoreResult};
 
-/// Run `$body` with `$p` bound to the concrete pool (the same SQL serves both dialects).
+/// Run `$body` with `$p` bound to an executor of the store's main pool (the same SQL serves
+/// both dialects): a pooled connection on SQLite (`&mut`, one statement), the pool on PostgreSQL.
 macro_rules! on_pool {
     ($store:expr, |$p:ident| $body:expr) => {
         match &$store.pool {
-            $crate::Pool::Sqlite($p) => $body,
+            $crate::Pool::Sqlite(lite) => match lite.acquire().await {
+                Ok(mut conn) => {
+                    let $p = &mut *conn;
+                    $body
+                }
+                Err(e) => Err(e),
+            },
             $crate::Pool::Postgres($p) => $body,
         }
     };
@@ -29,7 +36,8 @@ macro_rules! serialized_on {
     ($pool:expr, $ns:expr, $key:expr, |$tx:ident| $body:expr) => {
         match $pool {
             $crate::Pool::Sqlite(p) => {
-                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let mut conn = p.acquire().await?;
+                let mut $tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
                 let out = $body;
                 $tx.commit().await?;
                 Ok(out)

@@ -25,10 +25,10 @@ both!(
 );
 
 async fn raw(store: &SqlStore, sql: &str) -> Result<u64, rekey_core::store::StoreError> {
-    match &store.pool {
-        Pool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()),
-        Pool::Postgres(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()),
-    }
+    on_pool!(store, |p| sqlx::query(sql)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
     .map_err(map_err)
 }
 
@@ -206,11 +206,12 @@ async fn sqlite_syncs_audit_appends_and_not_every_commit() {
     let (Pool::Sqlite(main), Pool::Sqlite(chain)) = (&s.pool, &s.chain) else {
         panic!("a SQLite store");
     };
-    let level = |p: &sqlx::SqlitePool| {
+    let level = |p: &crate::lite::Lite| {
         let p = p.clone();
         async move {
+            let mut conn = p.acquire().await.unwrap();
             sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
-                .fetch_one(&p)
+                .fetch_one(&mut *conn)
                 .await
                 .unwrap()
         }
@@ -219,7 +220,7 @@ async fn sqlite_syncs_audit_appends_and_not_every_commit() {
     assert_eq!(level(main).await, 1);
     assert_eq!(level(chain).await, 2);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(chain)
+        .fetch_one(&mut *chain.acquire().await.unwrap())
         .await
         .unwrap();
     assert_eq!(mode, "wal");
