@@ -25,7 +25,8 @@ async fn sign_in(b: &Browser, url: &str, sink: &SmtpSink, u: &User, shot: &str) 
 
 /// Look `who` up and verify the caller with the code mailed to `to`.
 async fn verify_caller(b: &Browser, sink: &SmtpSink, who: &str, to: &str) {
-    submit(b, &[("#who", who)], "#user").await;
+    // The card of THIS user: the page before may show another one's.
+    submit(b, &[("#who", who)], &format!("#user[data-sam='{who}']")).await;
     b.click("#send-code").await.unwrap();
     b.wait_for("#verify-form", WAIT).await.unwrap();
     let mail = sink.wait_for(to, WAIT).await;
@@ -108,7 +109,12 @@ async fn an_operator_verifies_a_caller_unlocks_and_approvals_need_a_second_perso
     let threshold = d.lockout_threshold(&caller.dn).await;
     d.lock_out(&caller.dn, threshold).await;
     assert!(d.lockout(&caller.dn).await.locked);
-    submit(&b, &[("#who", &caller.sam)], "#user").await;
+    submit(
+        &b,
+        &[("#who", &caller.sam)],
+        &format!("#user[data-sam='{}']", caller.sam),
+    )
+    .await;
     assert!(b.exists("[data-state=locked]").await.unwrap());
     assert!(
         !b.exists("#act-unlock").await.unwrap(),
@@ -140,7 +146,12 @@ async fn an_operator_verifies_a_caller_unlocks_and_approvals_need_a_second_perso
     // A privileged user (IT-Admins → Domain Admins): shown, never acted on.
     b.click("#back").await.unwrap();
     b.wait_for("#who", WAIT).await.unwrap();
-    submit(&b, &[("#who", "ivan.admin")], "#user").await;
+    submit(
+        &b,
+        &[("#who", "ivan.admin")],
+        "#user[data-sam='ivan.admin']",
+    )
+    .await;
     assert!(b.exists("#privileged").await.unwrap());
     assert!(!b.exists("#send-code").await.unwrap());
     b.screenshot("helpdesk-08-privileged").await.unwrap();
