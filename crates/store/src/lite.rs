@@ -134,6 +134,10 @@ mod tests {
         Lite::new(options, size, Duration::from_millis(200))
     }
 
+    async fn exec(conn: &mut SqliteConnection, sql: &str) {
+        sqlx::query(sql).execute(conn).await.unwrap();
+    }
+
     async fn rows(conn: &mut SqliteConnection) -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM t")
             .fetch_one(conn)
@@ -146,17 +150,11 @@ mod tests {
         let dir = fresh_dir("reuse");
         let lite = pool_at(&dir, 2);
         let mut a = lite.acquire().await.unwrap();
-        sqlx::query("CREATE TEMP TABLE mine (x)")
-            .execute(&mut *a)
-            .await
-            .unwrap();
+        exec(&mut a, "CREATE TEMP TABLE mine (x)").await;
         drop(a);
         // The one idle connection again: its TEMP table is there.
         let mut b = lite.acquire().await.unwrap();
-        sqlx::query("SELECT x FROM mine")
-            .execute(&mut *b)
-            .await
-            .unwrap();
+        exec(&mut b, "SELECT x FROM mine").await;
         let _c = lite.acquire().await.unwrap();
         // Two out of two: a third waits, then times out.
         let third = lite.acquire().await;
@@ -173,18 +171,12 @@ mod tests {
         let dir = fresh_dir("rollback");
         let lite = pool_at(&dir, 1);
         let mut conn = lite.acquire().await.unwrap();
-        sqlx::query("CREATE TABLE t (x)")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+        exec(&mut conn, "CREATE TABLE t (x)").await;
         {
             let mut tx = Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
                 .await
                 .unwrap();
-            sqlx::query("INSERT INTO t VALUES (1)")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            exec(&mut tx, "INSERT INTO t VALUES (1)").await;
             // Dropped here, neither committed nor rolled back (a request cancelled mid-way).
         }
         drop(conn);
@@ -194,10 +186,7 @@ mod tests {
         let mut tx = Connection::begin_with(&mut *again, "BEGIN IMMEDIATE")
             .await
             .unwrap();
-        sqlx::query("INSERT INTO t VALUES (2)")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        exec(&mut tx, "INSERT INTO t VALUES (2)").await;
         tx.commit().await.unwrap();
         drop(again);
         lite.close().await;
