@@ -119,11 +119,12 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::str::FromStr;
 
-    fn fresh_dir(name: &str) -> PathBuf {
+    /// A pool of `size` on a new database file in a directory of its own.
+    fn fresh_pool(name: &str, size: u32) -> (Lite, PathBuf) {
         let dir = std::env::temp_dir().join(format!("rekey-lite-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        (pool_at(&dir, size), dir)
     }
 
     fn pool_at(dir: &Path, size: u32) -> Lite {
@@ -147,8 +148,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_come_back_and_are_reused() {
-        let dir = fresh_dir("reuse");
-        let lite = pool_at(&dir, 2);
+        let (lite, dir) = fresh_pool("reuse", 2);
         let mut a = lite.acquire().await.unwrap();
         exec(&mut a, "CREATE TEMP TABLE mine (x)").await;
         drop(a);
@@ -168,8 +168,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_transaction_dropped_unfinished_is_rolled_back_before_reuse() {
-        let dir = fresh_dir("rollback");
-        let lite = pool_at(&dir, 1);
+        let (lite, dir) = fresh_pool("rollback", 1);
         let mut conn = lite.acquire().await.unwrap();
         exec(&mut conn, "CREATE TABLE t (x)").await;
         {

@@ -97,6 +97,7 @@ impl SqlStore {
                 .await?
                 .rows_affected()
                 == 1;
+            // Back to the chain's one connection before `append_locked` takes it.
             drop(conn);
             if appended {
                 *head = Some((seq, hash));

@@ -47,17 +47,18 @@ const SQLITE_RESERVE: &str = "DELETE FROM rate_events WHERE event_key = $1 AND h
 
 impl SqlStore {
     pub(crate) async fn rate_hit(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32> {
-        if let crate::Pool::Sqlite(_) = &self.pool {
+        if let crate::Pool::Sqlite(lite) = &self.pool {
             let (horizon, since) = bounds(now, window);
-            return on_pool!(self, |p| sqlx::query_scalar::<_, i64>(SQLITE_HIT)
+            let mut conn = lite.acquire().await.map_err(map_err)?;
+            return sqlx::query_scalar::<_, i64>(SQLITE_HIT)
                 .bind(key)
                 .bind(now)
                 .bind(since)
                 .bind(horizon)
-                .fetch_one(p)
-                .await)
-            .map(count)
-            .map_err(map_err);
+                .fetch_one(&mut *conn)
+                .await
+                .map(count)
+                .map_err(map_err);
         }
         self.hit_tx(key, now, window)
             .await
@@ -110,17 +111,18 @@ impl SqlStore {
         window: i64,
         limit: u32,
     ) -> StoreResult<Option<i64>> {
-        if let crate::Pool::Sqlite(_) = &self.pool {
+        if let crate::Pool::Sqlite(lite) = &self.pool {
             let (horizon, since) = bounds(now, window);
-            return on_pool!(self, |p| sqlx::query_scalar::<_, i64>(SQLITE_RESERVE)
+            let mut conn = lite.acquire().await.map_err(map_err)?;
+            return sqlx::query_scalar::<_, i64>(SQLITE_RESERVE)
                 .bind(key)
                 .bind(now)
                 .bind(since)
                 .bind(i64::from(limit))
                 .bind(horizon)
-                .fetch_optional(p)
-                .await)
-            .map_err(map_err);
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err);
         }
         self.reserve_tx(key, now, window, limit)
             .await
